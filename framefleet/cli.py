@@ -1,0 +1,200 @@
+"""The `framefleet` command.
+
+    framefleet ingest clip.mp4 --json
+    framefleet assets list --json
+    framefleet assets show ASSET_ID --json
+    framefleet encode ASSET_ID --ladder 720,480 --json
+    framefleet demo
+
+Every command that reports something takes `--json` and then prints exactly one JSON object on stdout
+(errors too: `{"error": {"type": ..., "message": ...}}`). Exit codes: 0 ok, 2 bad input, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from framefleet.config import Settings, parse_ladder
+from framefleet.errors import FramefleetError
+from framefleet.media.encode import ENCODERS, EncodeSettings
+from framefleet.media.ladder import Rung
+from framefleet.store import Store
+from framefleet.store.views import asset_dict
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="framefleet: AI-generated and AI-enhanced video, served at scale.")  # fmt: skip
+assets_app = typer.Typer(no_args_is_help=True, help="List and inspect assets.")
+app.add_typer(assets_app, name="assets")
+
+# Rich falls back to 80 columns when not on a terminal (make demo | tee log); tables need more.
+out = Console() if sys.stdout.isatty() else Console(width=150)
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+T = TypeVar("T")
+
+
+def _emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        render()
+
+
+def _run(as_json: bool, fn: Callable[[], T]) -> T:
+    """Run a command body; turn framefleet errors into one line on stderr (+ JSON) and an exit code."""
+    try:
+        return fn()
+    except FramefleetError as e:
+        if as_json:
+            sys.stdout.write(json.dumps({"error": e.to_dict()}) + "\n")
+        sys.stderr.write(f"error: {' '.join(e.message.split())}\n")
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise typer.Exit(130) from None
+    except Exception as e:
+        if os.environ.get("FRAMEFLEET_DEBUG"):
+            raise
+        if as_json:
+            sys.stdout.write(json.dumps({"error": {"type": type(e).__name__, "message": str(e)}}) + "\n")
+        first = (str(e).strip().splitlines() or [""])[0]
+        sys.stderr.write(f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n")
+        raise typer.Exit(1) from None
+
+
+def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = None) -> Table:
+    t = Table(title=f"asset {asset['id']} — {asset['source_name']} ({asset['kind']})", title_justify="left")
+    for col in ("variant", "size", "codecs", "fps", "frames", "duration", "bitrate", "bytes"):
+        t.add_column(col, justify="left" if col in ("variant", "codecs") else "right")
+    if timings is not None:
+        t.add_column("encode", justify="right")
+    for v in asset["variants"]:
+        codecs = "+".join(c for c in (v["video_codec"], v["audio_codec"]) if c)
+        row = [
+            v["name"], f"{v['width']}×{v['height']}", codecs, f"{v['fps']:.2f}" if v["fps"] else "-",
+            str(v["frame_count"]), f"{v['duration']:.2f} s" if v["duration"] else "-",
+            f"{v['bitrate'] / 1000:.0f} kb/s" if v["bitrate"] else "-", f"{v['size_bytes']:,}",
+        ]  # fmt: skip
+        if timings is not None:
+            secs = timings.get(v["name"].split("-", 1)[-1])
+            row.append(f"{secs:.2f} s" if secs is not None else "")
+        t.add_row(*row)
+    return t
+
+
+@contextmanager
+def rung_progress(enabled: bool) -> Iterator[Callable[[Rung, int, int], None] | None]:
+    """A rich progress bar per rung on stderr, only for a person at a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(rung: Rung, done: int, total: int) -> None:
+            if rung.name not in tasks:
+                tasks[rung.name] = bar.add_task(f"encode {rung.name}", total=total or None)
+            bar.update(tasks[rung.name], completed=done)
+
+        yield update
+
+
+@app.command()
+def ingest(path: Annotated[str, typer.Argument(help="Video or image file.")], as_json: JsonOpt = False) -> None:
+    """Validate a video or image and store it as a new asset with its original variant."""
+    from framefleet.tasks.ingest import ingest as do_ingest
+
+    def body() -> None:
+        settings = Settings.from_env()
+        store = Store.open(settings)
+        result = do_ingest(path, store, settings=settings)
+        a = asset_dict(result.asset)
+        _emit({"asset": a, "created": result.created}, as_json, lambda: out.print(variants_table(a)))
+
+    _run(as_json, body)
+
+
+@assets_app.command("list")
+def assets_list(as_json: JsonOpt = False) -> None:
+    """List assets."""
+
+    def body() -> None:
+        assets = [asset_dict(a) for a in Store.open().list_assets()]
+
+        def render() -> None:
+            t = Table("id", "kind", "source", "variants", "created")
+            for a in assets:
+                t.add_row(a["id"], a["kind"], a["source_name"], str(len(a["variants"])), a["created_at"])
+            out.print(t)
+
+        _emit({"assets": assets}, as_json, render)
+
+    _run(as_json, body)
+
+
+@assets_app.command("show")
+def assets_show(asset_id: str, as_json: JsonOpt = False) -> None:
+    """Show one asset and its variants."""
+
+    def body() -> None:
+        a = asset_dict(Store.open().get_asset(asset_id))
+        _emit({"asset": a}, as_json, lambda: out.print(variants_table(a)))
+
+    _run(as_json, body)
+
+
+@app.command()
+def encode(
+    asset_id: str,
+    ladder: Annotated[str | None, typer.Option(help="Rung heights (short side), e.g. 720,480.")] = None,
+    codec: Annotated[str, typer.Option(help=f"Video codec: {', '.join(ENCODERS)}.")] = "h264",
+    crf: Annotated[int, typer.Option(min=0, max=51, help="Constant-quality factor (x264 scale).")] = 23,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode an ABR ladder from an asset's original: one new variant per rung."""
+    from framefleet.tasks.encode import encode_ladder
+
+    def body() -> None:
+        settings = Settings.from_env()
+        rungs = parse_ladder(ladder) if ladder is not None else settings.ladder
+        store = Store.open(settings)
+        with rung_progress(not as_json) as progress:
+            result = encode_ladder(store, asset_id, rungs=rungs, encode=EncodeSettings(codec=codec, crf=crf),
+                                   settings=settings, progress=progress)  # fmt: skip
+        a = asset_dict(store.get_asset(asset_id))
+        payload = {
+            "asset": a,
+            "encoded": [v.id for v, c in zip(result.variants, result.created, strict=True) if c],
+            "existing": [v.id for v, c in zip(result.variants, result.created, strict=True) if not c],
+            "skipped_rungs": result.skipped_rungs,
+        }
+        _emit(payload, as_json, lambda: out.print(variants_table(a, result.seconds)))
+
+    _run(as_json, body)
+
+
+@app.command()
+def demo(as_json: JsonOpt = False) -> None:
+    """The main job on embedded defaults: ingest real sample clips, build their ABR ladders, split/join."""
+    from framefleet.demo import run_demo
+
+    _run(as_json, lambda: run_demo(as_json=as_json, console=out))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Images: identify (header only) and load, with a decompression-bomb guard.
+
+A 60000×60000 PNG is a few kilobytes on disk and 10.8 GB once decoded. We read the header, compare the
+declared pixel count with the limit (`FRAMEFLEET_MAX_IMAGE_PIXELS`, default 100 M) and refuse before any
+pixel is decoded. Pillow has a hard stop of its own at 2 × `Image.MAX_IMAGE_PIXELS` (~179 M by default);
+a limit above that needs the application to raise Pillow's too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from framefleet.errors import InputError, TooLarge
+
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # Pillow's name: PNG, JPEG, WEBP, ...
+    width: int  # as displayed, after EXIF orientation
+    height: int
+    mode: str
+    frames: int  # > 1 for animated GIF/WebP; we use the first
+
+
+def _too_large(path: Path, width: int, height: int, limit: int) -> TooLarge:
+    return TooLarge(
+        f"{path}: image header declares {width}×{height} = {width * height:,} pixels, over the limit of "
+        f"{limit:,} (decompression-bomb guard); downscale it or raise FRAMEFLEET_MAX_IMAGE_PIXELS"
+    )
+
+
+def _open(path: Path, max_pixels: int) -> Image.Image | None:
+    """Open lazily (header only). None when Pillow does not recognise the file as an image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        # Pillow refused on its own, stricter-than-ours hard limit; report it in our terms.
+        raise TooLarge(
+            f"{path}: image is larger than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels (decompression-bomb "
+            "guard); downscale it first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise _too_large(path, w, h, max_pixels)
+    return im
+
+
+def identify_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo | None:
+    """Describe an image from its header and check it decodes; None if the file is not an image at all."""
+    p = Path(path)
+    im = _open(p, max_pixels)
+    if im is None:
+        return None
+    with im:
+        fmt = str(im.format or "unknown")
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        try:
+            im.load()  # decode once: a truncated JPEG/PNG fails here rather than later in a worker
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InputError(f"{p}: {fmt} image is corrupt or truncated ({e}); re-export it") from None
+        shown = ImageOps.exif_transpose(im)
+        return ImageInfo(format=fmt, width=shown.width, height=shown.height, mode=im.mode, frames=frames)
+
+
+def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image to RGB uint8 HWC, honouring EXIF orientation. Raises InputError if it is not one."""
+    p = Path(path)
+    im = _open(p, max_pixels)
+    if im is None:
+        raise InputError(f"{p}: not an image Pillow can read; give a PNG, JPEG or WebP file")
+    with im:
+        try:
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InputError(f"{p}: image is corrupt or truncated ({e}); re-export it") from None
+    return np.asarray(rgb, dtype=np.uint8)  # [H, W, 3]

@@ -1,0 +1,198 @@
+"""The store: SQLAlchemy over SQLite (default) or PostgreSQL, plus the blob folder.
+
+Opening a store applies any pending Alembic migrations, so a fresh `FRAMEFLEET_HOME` or an older
+database is brought to the current schema without a manual step.
+
+    store = Store.open()                               # from FRAMEFLEET_* settings
+    store = Store("postgresql+psycopg://127.0.0.1/test", "/data/blobs")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from framefleet.config import Settings
+from framefleet.errors import NotFound, StoreError
+from framefleet.store.blobs import BlobStore
+from framefleet.store.models import Asset, Job, Variant, utcnow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Producer:
+    """Who made a variant: a model (or encoder) at a version, with parameters. The parameter hash, not
+    the parameters, takes part in uniqueness, so any JSON-able parameters work."""
+
+    model: str
+    version: str
+    params: dict[str, Any]
+
+    @property
+    def params_hash(self) -> str:
+        canonical = json.dumps(self.params, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (CLI + worker processes)
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def migrate(engine: Engine) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    def __init__(self, database_url: str, blob_dir: str | Path, tmp_dir: str | Path | None = None) -> None:
+        self.url = database_url
+        if database_url.startswith("sqlite:///"):
+            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(database_url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            migrate(self.engine)
+        except OperationalError as e:
+            raise StoreError(
+                f"cannot reach the database at {self.engine.url.render_as_string(hide_password=True)}: "
+                f"{str(e.orig).strip().splitlines()[0]}; check FRAMEFLEET_DATABASE_URL"
+            ) from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.blobs = BlobStore(blob_dir, tmp_dir)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Store:
+        s = settings or Settings.from_env()
+        return cls(s.database_url, s.blob_dir, s.tmp_dir)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # --- assets -------------------------------------------------------------------------------------
+
+    def get_asset(self, asset_id: str, tenant: str = "local") -> Asset:
+        with self._sessions() as s:
+            asset = s.scalars(
+                select(Asset).options(selectinload(Asset.variants)).where(Asset.id == asset_id, Asset.tenant == tenant)
+            ).first()
+        if asset is None:
+            raise NotFound(f"no asset {asset_id!r}; list them with `framefleet assets list`")
+        return asset
+
+    def find_asset_by_sha(self, sha256: str, tenant: str = "local") -> Asset | None:
+        with self._sessions() as s:
+            return s.scalars(
+                select(Asset).options(selectinload(Asset.variants)).where(Asset.sha256 == sha256, Asset.tenant == tenant)
+            ).first()
+
+    def list_assets(self, tenant: str = "local", limit: int = 1000) -> list[Asset]:
+        with self._sessions() as s:
+            return list(
+                s.scalars(
+                    select(Asset)
+                    .options(selectinload(Asset.variants))
+                    .where(Asset.tenant == tenant)
+                    .order_by(Asset.created_at)
+                    .limit(limit)
+                )
+            )
+
+    def create_asset(self, asset: Asset, original: Variant) -> tuple[Asset, bool]:
+        """Insert an asset with its original variant in one transaction. If the same content was already
+        ingested by this tenant (a concurrent or repeated ingest), return that asset and False."""
+        try:
+            with self.session() as s:
+                s.add(asset)
+                s.flush()
+                original.asset_id = asset.id
+                s.add(original)
+        except IntegrityError:
+            existing = self.find_asset_by_sha(asset.sha256, asset.tenant)
+            if existing is None:
+                raise
+            return existing, False
+        return self.get_asset(asset.id, asset.tenant), True
+
+    # --- variants -----------------------------------------------------------------------------------
+
+    def find_variant(self, asset_id: str, producer: Producer) -> Variant | None:
+        with self._sessions() as s:
+            return s.scalars(
+                select(Variant).where(
+                    Variant.asset_id == asset_id,
+                    Variant.producer_model == producer.model,
+                    Variant.producer_version == producer.version,
+                    Variant.params_hash == producer.params_hash,
+                )
+            ).first()
+
+    def add_variant(self, variant: Variant) -> tuple[Variant, bool]:
+        """Insert a finished variant; if one with the same (asset, producer) exists, return it and False."""
+        try:
+            with self.session() as s:
+                s.add(variant)
+        except IntegrityError:
+            producer = Producer(variant.producer_model, variant.producer_version, variant.params)
+            existing = self.find_variant(variant.asset_id, producer)
+            if existing is None:
+                raise
+            return existing, False
+        return variant, True
+
+    def get_variant(self, variant_id: str) -> Variant:
+        with self._sessions() as s:
+            v = s.get(Variant, variant_id)
+        if v is None:
+            raise NotFound(f"no variant {variant_id!r}")
+        return v
+
+    # --- jobs ---------------------------------------------------------------------------------------
+
+    def start_job(self, kind: str, asset_id: str | None, params: dict[str, Any], tenant: str = "local") -> Job:
+        job = Job(kind=kind, asset_id=asset_id, params=params, tenant=tenant, status="running", result={})
+        with self.session() as s:
+            s.add(job)
+        return job
+
+    def finish_job(self, job: Job, *, result: dict[str, Any] | None = None, error: str | None = None) -> Job:
+        with self.session() as s:
+            row = s.get(Job, job.id)
+            if row is None:
+                raise NotFound(f"no job {job.id!r}")
+            row.status = "failed" if error else "succeeded"
+            row.error = error
+            row.result = result or {}
+            row.finished_at = utcnow()
+        return row
+
+    def get_job(self, job_id: str) -> Job:
+        with self._sessions() as s:
+            job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
