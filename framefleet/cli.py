@@ -68,7 +68,9 @@ def _run(as_json: bool, fn: Callable[[], T]) -> T:
         if as_json:
             sys.stdout.write(json.dumps({"error": {"type": type(e).__name__, "message": str(e)}}) + "\n")
         first = (str(e).strip().splitlines() or [""])[0]
-        sys.stderr.write(f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n")
+        sys.stderr.write(
+            f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n"
+        )
         raise typer.Exit(1) from None
 
 
@@ -111,7 +113,9 @@ def rung_progress(enabled: bool) -> Iterator[Callable[[Rung, int, int], None] | 
 
 
 @app.command()
-def ingest(path: Annotated[str, typer.Argument(help="Video or image file.")], as_json: JsonOpt = False) -> None:
+def ingest(
+    path: Annotated[str, typer.Argument(help="Video or image file.")], as_json: JsonOpt = False
+) -> None:
     """Validate a video or image and store it as a new asset with its original variant."""
     from framefleet.tasks.ingest import ingest as do_ingest
 

@@ -29,7 +29,11 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
     from framefleet.cli import rung_progress, variants_table
 
     console = console or Console()
-    say = (lambda *a: None) if as_json else console.print
+
+    def say(*items: Any) -> None:
+        if not as_json:
+            console.print(*items)
+
     settings = Settings.from_env()
     store = Store.open(settings)
     say(f"[bold]framefleet demo[/] — home {settings.home}, database {store.engine.url.render_as_string()}")
@@ -47,7 +51,8 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
         frames = sum(v.frame_count or 0 for v, c in zip(enc.variants, enc.created, strict=True) if c)
         clips.append({
             "clip": name, "asset_id": asset["id"], "ingested": got.created, "ingest_s": round(t_ingest, 3),
-            "rungs": [v.name for v in enc.variants], "new_renditions": made, "skipped_rungs": enc.skipped_rungs,
+            "rungs": [v.name for v in enc.variants], "new_renditions": made,
+            "skipped_rungs": enc.skipped_rungs,
             "encode_s": round(t_encode, 3), "encode_fps": round(frames / t_encode, 1) if made else None,
             "source_duration_s": asset["variants"][0]["duration"],
         })  # fmt: skip
@@ -88,6 +93,7 @@ def _segment_roundtrip(settings: Settings) -> dict[str, Any]:
     assert before.video is not None and after.video is not None
     return {
         "clip": "bikes", "segments": len(parts), "frames_before": before.video.frames,
-        "frames_after": after.video.frames, "duration_before": before.duration, "duration_after": after.duration,
+        "frames_after": after.video.frames, "duration_before": before.duration,
+        "duration_after": after.duration,
         "timestamps_identical": same,
     }  # fmt: skip

@@ -1,10 +1,10 @@
 """Decode a video into frames (numpy uint8 HWC RGB) lazily: memory stays bounded by one batch.
 
-    from framefleet.media import iter_frames, iter_batches
-    for frame in iter_frames("clip.mp4"):            # frame: [H, W, 3] uint8, rotation applied
-        ...
-    for batch in iter_batches("clip.mp4", 8):        # batch: [N<=8, H, W, 3] uint8
-        ...
+from framefleet.media import iter_frames, iter_batches
+for frame in iter_frames("clip.mp4"):            # frame: [H, W, 3] uint8, rotation applied
+    ...
+for batch in iter_batches("clip.mp4", 8):        # batch: [N<=8, H, W, 3] uint8
+    ...
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ when MP4 can carry it and re-encoded to AAC otherwise.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,10 +30,19 @@ from framefleet.errors import InputError, MediaError
 from framefleet.media.ladder import Rung
 from framefleet.media.probe import _ffmpeg_reason, check_file, open_input, rotation_of
 
+# SVT-AV1 prints a configuration banner on stderr at level "info"; keep errors only (1) unless the
+# user asked for more. Read by the library when the encoder opens, so setting it here is early enough.
+os.environ.setdefault("SVT_LOG", "1")
+
 ENCODERS = {"h264": "libx264", "av1": "libsvtav1"}
 # Audio codecs the MP4 muxer accepts as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
-_TRANSPOSE = {0: [], 90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
+_TRANSPOSE = {
+    0: [],
+    90: [("transpose", "cclock")],
+    180: [("hflip", ""), ("vflip", "")],
+    270: [("transpose", "clock")],
+}
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,11 @@ class EncodeSettings:
 
 
 def _video_options(settings: EncodeSettings, fps: float, rung: Rung | None) -> dict[str, str]:
-    gop = max(1, int(round(settings.gop_seconds * max(fps, 1.0))))
+    gop = max(1, round(settings.gop_seconds * max(fps, 1.0)))
     if settings.codec == "h264":
-        opts = {"crf": str(settings.crf), "preset": settings.preset, "g": str(gop), "keyint_min": str(gop),
-                "sc_threshold": "0"}  # fmt: skip
+        # Scene-cut keyframes would break alignment between rungs; x264 takes the GOP directly.
+        opts = {"crf": str(settings.crf), "preset": settings.preset, "g": str(gop),
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}  # fmt: skip
     else:
         preset = settings.preset if settings.preset.isdigit() else "10"
         opts = {"crf": str(min(63, settings.crf + 10)), "preset": preset, "g": str(gop)}
@@ -66,7 +78,9 @@ def _video_options(settings: EncodeSettings, fps: float, rung: Rung | None) -> d
 
 def _add_video_stream(out: Any, settings: EncodeSettings, width: int, height: int, rate: Fraction,
                       time_base: Fraction, rung: Rung | None) -> Any:  # fmt: skip
-    stream = out.add_stream(ENCODERS[settings.codec], rate=rate, options=_video_options(settings, float(rate), rung))
+    stream = out.add_stream(
+        ENCODERS[settings.codec], rate=rate, options=_video_options(settings, float(rate), rung)
+    )
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.time_base = time_base
     stream.codec_context.time_base = time_base
@@ -118,7 +132,7 @@ def _filter_chain(vs: Any, rotation: int, width: int, height: int) -> tuple[Any,
     nodes.append(graph.add("scale", f"w={width}:h={height}:flags=lanczos"))
     nodes.append(graph.add("format", "pix_fmts=yuv420p"))
     nodes.append(graph.add("buffersink"))
-    for a, b in zip(nodes, nodes[1:], strict=False):
+    for a, b in itertools.pairwise(nodes):
         a.link_to(b)
     graph.configure()
     return graph, nodes[0]
@@ -127,9 +141,13 @@ def _filter_chain(vs: Any, rotation: int, width: int, height: int) -> tuple[Any,
 def _pull_all(graph: Any) -> Iterator[Any]:
     while True:
         try:
-            yield graph.pull()
+            frame = graph.pull()
         except (av.BlockingIOError, av.EOFError):
             return
+        # A decoded frame remembers it was an I-frame in the source, and libx264 obeys that as a forced
+        # keyframe: the source's GOP would leak into every rung and break their alignment.
+        frame.pict_type = av.video.frame.PictureType.NONE
+        yield frame
 
 
 def transcode(
@@ -219,7 +237,9 @@ def encode_frames(
     try:
         stream = _add_video_stream(out, settings, width, height, rate, time_base, None)
         audio = _AudioPath(audio_in, out, settings.audio_kbps) if audio_in is not None else None
-        pending = audio_in.demux(audio.src) if audio is not None and audio.src is not None else iter(())
+        pending: Iterator[Any] = iter(())
+        if audio_in is not None and audio is not None and audio.src is not None:
+            pending = audio_in.demux(audio.src)
         for image in _chain(first, frames_iter):
             if image.shape[:2] != (h, w):
                 raise InputError(f"frame {n} is {image.shape[1]}×{image.shape[0]} but frame 0 was {w}×{h}")
@@ -227,7 +247,7 @@ def encode_frames(
                 image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             t = Fraction(next(times)) if times is not None else n / rate
-            frame.pts = int(round(t / time_base))
+            frame.pts = round(t / time_base)
             frame.time_base = time_base
             out.mux(stream.encode(frame))
             n += 1
@@ -254,7 +274,11 @@ def _mux_audio_until(packets: Iterator[Any], audio: _AudioPath, out: Any, until:
     """Mux audio packets up to time `until` (seconds); return the iterator positioned after them."""
     for packet in packets:
         audio.handle(packet, out)
-        if packet.pts is not None and packet.time_base is not None and float(packet.pts * packet.time_base) > until:
+        if (
+            packet.pts is not None
+            and packet.time_base is not None
+            and float(packet.pts * packet.time_base) > until
+        ):
             break
     return packets
 

@@ -8,6 +8,7 @@ a limit above that needs the application to raise Pillow's too.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +43,15 @@ def _open(path: Path, max_pixels: int) -> Image.Image | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
-    except Image.DecompressionBombError:
-        # Pillow refused on its own, stricter-than-ours hard limit; report it in our terms.
+    except Image.DecompressionBombError as e:
+        # Pillow's own hard stop (2 × its MAX_IMAGE_PIXELS) fired before we could read the size; its
+        # message carries the declared pixel count.
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        declared = f"{int(m.group(1)):,} pixels" if m else "more pixels than Pillow allows"
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or 0))
         raise TooLarge(
-            f"{path}: image is larger than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels (decompression-bomb "
-            "guard); downscale it first"
+            f"{path}: image header declares {declared}, over the limit of {limit:,} "
+            "(decompression-bomb guard); downscale it or raise FRAMEFLEET_MAX_IMAGE_PIXELS"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None

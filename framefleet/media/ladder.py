@@ -30,7 +30,7 @@ class Rung:
 
 
 def _even(x: float) -> int:
-    return max(2, int(round(x / 2.0)) * 2)
+    return max(2, round(x / 2.0) * 2)
 
 
 def rung_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -41,9 +41,9 @@ def rung_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def maxrate_kbps(width: int, height: int, codec: str = "h264") -> int:
-    scale = (width * height / (1920 * 1080)) ** 0.75
+    scale: float = (width * height / (1920 * 1080)) ** 0.75
     kbps = _H264_KBPS_AT_1080P * scale * _CODEC_EFFICIENCY.get(codec, 1.0)
-    return max(100, int(round(kbps / 50.0)) * 50)
+    return max(100, round(kbps / 50.0) * 50)
 
 
 def plan_ladder(

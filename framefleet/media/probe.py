@@ -10,6 +10,7 @@ corrupt mid-stream: a faststart MP4 cut in half still opens and reports its full
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,7 +112,7 @@ def rotation_of(stream: Any, first_frame: Any | None) -> int:
     degrees = 0.0
     if first_frame is not None:
         degrees = float(getattr(first_frame, "rotation", 0) or 0)
-    return int(round(degrees / 90.0)) % 4 * 90
+    return round(degrees / 90.0) % 4 * 90
 
 
 def probe(path: str | Path, *, verify: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
@@ -135,8 +136,8 @@ def _probe_video(p: Path, *, verify: bool, max_pixels: int) -> MediaInfo:
             )
         vs = container.streams.video[0]
         cc = vs.codec_context
-        codec = cc.name if cc is not None else None
-        if not codec or codec == "none" or _decoder_missing(codec):
+        codec = _codec_name(cc) if cc is not None else None
+        if not codec or codec == "none" or _decoder_missing(cc.name):
             tag = getattr(cc, "codec_tag", "") if cc is not None else ""
             raise UnsupportedMedia(
                 f"{p}: video codec {codec or 'unknown'}{f' (tag {tag!r})' if tag else ''} is not supported; "
@@ -165,7 +166,7 @@ def _probe_video(p: Path, *, verify: bool, max_pixels: int) -> MediaInfo:
             pts = []
             last_duration = 0
         rotation = rotation_of(vs, first)
-        intervals = [b - a for a, b in zip(pts, pts[1:], strict=False) if b > a]
+        intervals = [b - a for a, b in itertools.pairwise(pts) if b > a]
         median = statistics.median(intervals) if intervals else 0
         vfr = bool(median) and any(abs(d - median) > _VFR_TOLERANCE * median for d in intervals)
         if pts:
@@ -188,6 +189,13 @@ def _probe_video(p: Path, *, verify: bool, max_pixels: int) -> MediaInfo:
             bitrate=int(container.bit_rate) if container.bit_rate else int(size * 8 / max(duration, 1e-6)),
             width=width, height=height, video=video, audio=audio,
         )  # fmt: skip
+
+
+def _codec_name(cc: Any) -> str:
+    """The codec ("av1"), not the decoder FFmpeg picked for it ("libdav1d")."""
+    if cc is None:
+        return "unknown"
+    return str(getattr(cc.codec, "canonical_name", None) or cc.name)
 
 
 def _decoder_missing(codec: str) -> bool:
@@ -230,6 +238,6 @@ def _audio_info(container: Any) -> AudioInfo | None:
     cc = a.codec_context
     duration = float(a.duration * a.time_base) if a.duration and a.time_base else None
     return AudioInfo(
-        codec=cc.name if cc is not None else "unknown", sample_rate=int(cc.sample_rate or 0),
+        codec=_codec_name(cc), sample_rate=int(cc.sample_rate or 0),
         channels=int(cc.channels or 0), duration=duration, bitrate=int(a.bit_rate) if a.bit_rate else None,
     )  # fmt: skip

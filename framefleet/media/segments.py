@@ -13,6 +13,8 @@ holds them, so the joined audio is the source's, packet for packet.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -70,8 +72,11 @@ def split_video(src: str | Path, out_dir: str | Path, n: int) -> list[Path]:
         with open_input(p) as inp:
             streams = [s for s in inp.streams if s.type in ("video", "audio")]
             vs = inp.streams.video[0]
+            # A segment starts late (at its keyframe); MP4 records that delay in the movie time scale,
+            # 1/1000 s by default, which would move audio by a few samples. A common multiple is exact.
+            options = {"movie_timescale": str(_common_timescale(streams))}
             for path in paths:
-                w = av.open(str(path), mode="w", format="mp4")
+                w = av.open(str(path), mode="w", format="mp4", options=options)
                 mapping = {s.index: w.add_stream_from_template(s) for s in streams}
                 writers.append((w, mapping))
             video_seg = 0
@@ -94,10 +99,8 @@ def split_video(src: str | Path, out_dir: str | Path, n: int) -> list[Path]:
             w.close()
     except BaseException as e:
         for w, _ in writers:
-            try:
+            with contextlib.suppress(Exception):
                 w.close()
-            except Exception:
-                pass
         for path in paths:
             path.unlink(missing_ok=True)
         if isinstance(e, av.FFmpegError):
@@ -151,6 +154,14 @@ def join_segments(segments: Sequence[str | Path], dst: str | Path) -> None:
         Path(dst).unlink(missing_ok=True)
         raise
     out.close()
+
+
+def _common_timescale(streams: Sequence[Any]) -> int:
+    scale = 1
+    for s in streams:
+        if s.time_base is not None:
+            scale = math.lcm(scale, s.time_base.denominator)
+    return scale if scale < 2**31 else 90_000
 
 
 def _signature(stream: Any) -> tuple[Any, ...]:

@@ -1,4 +1,5 @@
-"""Store: assets, variants and jobs in SQL (SQLite default, PostgreSQL in production) + content-addressed blobs."""
+"""Store: assets, variants and jobs in SQL (SQLite by default, PostgreSQL in production) and
+content-addressed blobs."""
 
 from framefleet.store.blobs import BlobRef, BlobStore, sha256_file
 from framefleet.store.models import Asset, Job, Variant

@@ -98,7 +98,9 @@ class Store:
     def get_asset(self, asset_id: str, tenant: str = "local") -> Asset:
         with self._sessions() as s:
             asset = s.scalars(
-                select(Asset).options(selectinload(Asset.variants)).where(Asset.id == asset_id, Asset.tenant == tenant)
+                select(Asset)
+                .options(selectinload(Asset.variants))
+                .where(Asset.id == asset_id, Asset.tenant == tenant)
             ).first()
         if asset is None:
             raise NotFound(f"no asset {asset_id!r}; list them with `framefleet assets list`")
@@ -107,7 +109,9 @@ class Store:
     def find_asset_by_sha(self, sha256: str, tenant: str = "local") -> Asset | None:
         with self._sessions() as s:
             return s.scalars(
-                select(Asset).options(selectinload(Asset.variants)).where(Asset.sha256 == sha256, Asset.tenant == tenant)
+                select(Asset)
+                .options(selectinload(Asset.variants))
+                .where(Asset.sha256 == sha256, Asset.tenant == tenant)
             ).first()
 
     def list_assets(self, tenant: str = "local", limit: int = 1000) -> list[Asset]:
@@ -173,7 +177,9 @@ class Store:
 
     # --- jobs ---------------------------------------------------------------------------------------
 
-    def start_job(self, kind: str, asset_id: str | None, params: dict[str, Any], tenant: str = "local") -> Job:
+    def start_job(
+        self, kind: str, asset_id: str | None, params: dict[str, Any], tenant: str = "local"
+    ) -> Job:
         job = Job(kind=kind, asset_id=asset_id, params=params, tenant=tenant, status="running", result={})
         with self.session() as s:
             s.add(job)

@@ -56,10 +56,15 @@ def encode_ladder(
     if parent is None or parent.blob_key is None or parent.width is None or parent.height is None:
         raise InputError(f"asset {asset_id} has no ready variant named {source_variant!r} to encode from")
     src = store.blobs.open_path(parent.blob_key)
-    source_kbps = parent.bitrate // 1000 if parent.bitrate else None
-    planned, skipped = plan_ladder(parent.width, parent.height, rungs or settings.ladder, encode.codec, source_kbps)
+    src_video = probe(src, verify=False).video  # header only: the stored original was verified at ingest
+    source_kbps = src_video.bitrate // 1000 if src_video and src_video.bitrate else None
+    planned, skipped = plan_ladder(
+        parent.width, parent.height, rungs or settings.ladder, encode.codec, source_kbps
+    )
     result = EncodeResult(asset=asset, skipped_rungs=skipped)
-    job = store.start_job("encode", asset.id, {"rungs": [r.name for r in planned], **encode.as_params()}, tenant)
+    job = store.start_job(
+        "encode", asset.id, {"rungs": [r.name for r in planned], **encode.as_params()}, tenant
+    )
     try:
         for rung in planned:
             t0 = time.perf_counter()
@@ -78,7 +83,8 @@ def _encode_rung(
     store: Store, settings: Settings, asset: Asset, parent: Variant, src: Path, rung: Rung,
     encode: EncodeSettings, progress: Progress | None,
 ) -> tuple[Variant, bool]:  # fmt: skip
-    params = {"parent": parent.id, "width": rung.width, "height": rung.height, "maxrate_kbps": rung.maxrate_kbps,
+    params = {"parent": parent.id, "width": rung.width, "height": rung.height,
+              "maxrate_kbps": rung.maxrate_kbps,
               **encode.as_params()}  # fmt: skip
     producer = Producer(f"abr-{encode.codec}", ENCODER_VERSION, params)
     existing = store.find_variant(asset.id, producer)

@@ -40,7 +40,9 @@ def _original_variant(info: MediaInfo, key: str, sha: str, size: int) -> Variant
     )  # fmt: skip
 
 
-def ingest(path: str | Path, store: Store, *, settings: Settings | None = None, tenant: str = "local") -> IngestResult:
+def ingest(
+    path: str | Path, store: Store, *, settings: Settings | None = None, tenant: str = "local"
+) -> IngestResult:
     settings = settings or Settings.from_env()
     src = Path(path)
     info = probe(src, verify=True, max_pixels=settings.max_image_pixels)  # raises InputError on bad input
@@ -50,7 +52,9 @@ def ingest(path: str | Path, store: Store, *, settings: Settings | None = None, 
         return IngestResult(existing, False, info)
     ref = store.blobs.put_file(src)
     try:
-        asset = Asset(tenant=tenant, kind=info.kind, source_name=src.name[:512], sha256=sha, size_bytes=ref.size)
+        asset = Asset(
+            tenant=tenant, kind=info.kind, source_name=src.name[:512], sha256=sha, size_bytes=ref.size
+        )
         asset, created = store.create_asset(asset, _original_variant(info, ref.key, sha, ref.size))
     except BaseException:
         if ref.created:

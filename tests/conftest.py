@@ -1,0 +1,217 @@
+"""Shared fixtures: an isolated FRAMEFLEET_HOME, a store on SQLite *and* on the local PostgreSQL server
+(a fresh schema per test; skipped, with the reason, only when the server is unreachable), and small
+generated media files for the cases real clips do not cover (rotation, VFR, broken files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from framefleet.config import Settings
+from framefleet.media import sample_path
+from framefleet.store import Store
+
+PG_URL = os.environ.get("FRAMEFLEET_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "ffhome"
+    monkeypatch.setenv("FRAMEFLEET_HOME", str(h))
+    monkeypatch.delenv("FRAMEFLEET_DATABASE_URL", raising=False)
+    return h
+
+
+def _pg_reachable() -> str | None:
+    try:
+        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(sa.text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as e:
+        return f"PostgreSQL at {PG_URL} unreachable: {str(e).splitlines()[0]}"
+
+
+_PG_SKIP = _pg_reachable()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        yield Settings.from_env()
+        return
+    if _PG_SKIP:
+        pytest.skip(_PG_SKIP)
+    schema = f"ff_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("FRAMEFLEET_DATABASE_URL", url)
+    try:
+        yield Settings.from_env()
+    finally:
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store.open(settings)
+    yield s
+    s.close()
+
+
+def count_rows(store: Store) -> dict[str, int]:
+    with store.engine.connect() as c:
+        return {
+            t: c.execute(sa.text(f"select count(*) from {t}")).scalar_one()
+            for t in ("assets", "variants", "jobs")
+        }
+
+
+def files_under(*folders: Path) -> list[Path]:
+    return [p for f in folders if f.exists() for p in f.rglob("*") if p.is_file()]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `framefleet` entry point in a subprocess (real exit codes, real stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "framefleet.cli", *args], capture_output=True, text=True, timeout=240,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def one_json(stdout: str) -> dict[str, Any]:
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected exactly one JSON line on stdout, got {len(lines)}: {stdout[:500]}"
+    obj = json.loads(lines[0])
+    assert isinstance(obj, dict)
+    return obj
+
+
+# --- generated media ------------------------------------------------------------------------------
+
+
+def write_clip(path: Path, frames: int = 30, size: tuple[int, int] = (96, 64), rate: int = 25, *,
+               rotation: int = 0, pts_ms: list[int] | None = None, audio: bool = False,
+               codec: str = "libx264", container: str | None = None) -> Path:  # fmt: skip
+    """A small test-pattern clip: a bright bar moving right on a gradient, so motion and orientation show."""
+    w, h = size
+    with av.open(str(path), "w", format=container) as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height = w, h
+        s.pix_fmt = "yuv420p" if codec != "mjpeg" else "yuvj420p"
+        if pts_ms is not None:
+            s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            s.set_display_rotation(rotation)
+        a = c.add_stream("aac", rate=48000) if audio else None
+        if a is not None:
+            a.layout = "stereo"
+        for i in range(frames):
+            img = np.tile(np.linspace(0, 120, w, dtype=np.uint8)[None, :, None], (h, 1, 3))
+            x = (i * 3) % max(1, w - 8)
+            img[:, x : x + 8] = 255
+            img[: h // 4, :, 0] = 200  # a red top band: shows which way is up after rotation
+            fr = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if pts_ms is not None:
+                fr.pts, fr.time_base = pts_ms[i], Fraction(1, 1000)
+            c.mux(s.encode(fr))
+        c.mux(s.encode(None))
+        if a is not None:
+            total = int(frames / rate * 48000)
+            for k in range(0, total, 1024):
+                n = min(1024, total - k)
+                t = (np.arange(k, k + n) / 48000.0).astype(np.float32)
+                tone = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)]) * 0.3
+                af = av.AudioFrame.from_ndarray(tone.astype(np.float32), format="fltp", layout="stereo")
+                af.sample_rate, af.pts = 48000, k
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    return path
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid PNG signature + IHDR declaring width×height, and a tiny IDAT: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("media")
+    m: dict[str, Path] = {}
+    m["rotated"] = write_clip(d / "rotated.mp4", rotation=90)
+    m["vfr"] = write_clip(d / "vfr.mp4", frames=30, pts_ms=[int(i * 40 + (i % 3) * 15) for i in range(30)])
+    m["audio"] = write_clip(d / "with-audio.mp4", frames=50, audio=True)
+    m["empty"] = d / "empty.mp4"
+    m["empty"].write_bytes(b"")
+    m["text"] = d / "notes.mp4"
+    m["text"].write_text("this is a text file, not a video\n" * 20)
+    # A faststart MP4 (index first) cut in half: opens, declares all frames, but the data stops midway.
+    src = sample_path("bigbuckbunny")
+    fs = d / "faststart.mp4"
+    with av.open(str(src)) as i, av.open(str(fs), "w", options={"movflags": "+faststart"}) as o:
+        mp = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = mp[p.stream.index]
+                o.mux(p)
+    data = fs.read_bytes()
+    m["truncated"] = d / "truncated.mp4"
+    m["truncated"].write_bytes(data[: len(data) // 2])
+    m["truncated_tail"] = d / "truncated-index-at-end.mp4"  # index (moov) at the end: cut loses it
+    m["truncated_tail"].write_bytes(sample_path("bikes").read_bytes()[:250_000])
+    m["bomb"] = png_header_only(d / "bomb.png", 60000, 60000)
+    # Unknown codec: an AVI of MJPEG frames whose FourCC is rewritten to one no decoder knows.
+    mj = write_clip(d / "mjpeg.avi", frames=5, codec="mjpeg", container="avi")
+    m["unknown_codec"] = d / "unknown-codec.avi"
+    m["unknown_codec"].write_bytes(mj.read_bytes().replace(b"MJPG", b"QZQZ"))
+    # Audio only.
+    ao = d / "audio-only.m4a"
+    with av.open(str(ao), "w") as c:
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        for k in range(0, 48000, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, k
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    m["audio_only"] = ao
+    from PIL import Image
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = (255, 0, 0)
+    Image.fromarray(img).save(d / "photo.png")
+    m["image"] = d / "photo.png"
+    return m
