@@ -193,3 +193,28 @@ def test_probe_missing_path(tmp_path: Path) -> None:
 def test_fraction_timebase_reported() -> None:
     info = probe(sample_path("carphone"))
     assert info.video is not None and Fraction(info.video.time_base) == Fraction(1, 30000)
+
+
+def test_audio_mp4_cannot_carry_is_reencoded_to_aac(tmp_path: Path) -> None:
+    src = tmp_path / "pcm.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=16000)
+        a.layout = "mono"
+        for i in range(25):
+            c.mux(v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")))
+        c.mux(v.encode(None))
+        for k in range(0, 16000, 800):
+            tone = (np.sin(np.arange(k, k + 800) / 16000 * 2 * np.pi * 300) * 8000).astype(np.int16)
+            af = av.AudioFrame.from_ndarray(tone[None, :], format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, k
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    info = probe(src)
+    assert info.audio is not None and info.audio.codec == "pcm_s16le"
+    out = tmp_path / "out.mp4"
+    transcode(src, out, plan_ladder(64, 48, [48])[0][0])
+    got = probe(out)
+    assert got.audio is not None and got.audio.codec == "aac" and got.audio.sample_rate == 16000
+    assert got.audio.duration == pytest.approx(1.0, abs=0.1)

@@ -37,6 +37,8 @@ os.environ.setdefault("SVT_LOG", "1")
 ENCODERS = {"h264": "libx264", "av1": "libsvtav1"}
 # Audio codecs the MP4 muxer accepts as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+# FFmpeg's default layout for each channel count (av_channel_layout_default).
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 _TRANSPOSE = {
     0: [],
     90: [("transpose", "cclock")],
@@ -93,6 +95,7 @@ class _AudioPath:
     def __init__(self, inp: Any, out: Any, kbps: int) -> None:
         self.src = inp.streams.audio[0] if inp.streams.audio else None
         self.dst: Any = None
+        self.resampler: Any = None
         self.copy = False
         if self.src is None:
             return
@@ -101,13 +104,20 @@ class _AudioPath:
             self.dst = out.add_stream_from_template(self.src)
         else:
             cc = self.src.codec_context
-            self.dst = out.add_stream("aac", rate=cc.sample_rate or 48000)
+            rate = cc.sample_rate or 48000
+            # A source without a channel mask reports "2 channels"; AAC wants a named layout for that count.
+            layout = _DEFAULT_LAYOUTS.get(int(cc.channels or 2), "stereo")
+            self.dst = out.add_stream("aac", rate=rate)
             self.dst.bit_rate = kbps * 1000
-            self.dst.layout = cc.layout.name if cc.layout else "stereo"
+            self.dst.layout = layout
+            # The AAC encoder takes planar float; PCM and friends arrive as packed integers.
+            self.resampler = av.AudioResampler(format=self.dst.codec_context.format, layout=layout, rate=rate)
 
     def handle(self, packet: Any, out: Any) -> None:
         if packet.dts is None:  # the demuxer's end-of-stream flush packet
             if not self.copy:
+                for converted in self.resampler.resample(None):
+                    self._mux(self.dst.encode(converted), out)
                 self._mux(self.dst.encode(None), out)
             return
         if self.copy:
@@ -115,8 +125,9 @@ class _AudioPath:
             out.mux(packet)
             return
         for frame in packet.decode():
-            frame.pts = None  # let the encoder's resampler/fifo renumber in its own time base
-            self._mux(self.dst.encode(frame), out)
+            frame.pts = None  # renumbered by the resampler in the encoder's time base
+            for converted in self.resampler.resample(frame):
+                self._mux(self.dst.encode(converted), out)
 
     @staticmethod
     def _mux(packets: Iterable[Any], out: Any) -> None:
@@ -175,6 +186,7 @@ def transcode(
         try:
             ov = _add_video_stream(out, settings, rung.width, rung.height, rate, vs.time_base, rung)
             audio = _AudioPath(inp, out, settings.audio_kbps)
+            out.start_encoding()  # open every encoder before the MP4 header is written
             graph: Any = None
             streams = [vs] + ([audio.src] if audio.src is not None else [])
             for packet in inp.demux(*streams):
@@ -237,6 +249,7 @@ def encode_frames(
     try:
         stream = _add_video_stream(out, settings, width, height, rate, time_base, None)
         audio = _AudioPath(audio_in, out, settings.audio_kbps) if audio_in is not None else None
+        out.start_encoding()  # open every encoder before the MP4 header is written
         pending: Iterator[Any] = iter(())
         if audio_in is not None and audio is not None and audio.src is not None:
             pending = audio_in.demux(audio.src)
