@@ -60,6 +60,9 @@ def test_variant_unique_per_asset_and_producer(store: Store) -> None:
     v3, c3 = store.add_variant(_variant(asset.id, Producer(p.model, "2", p.params), "h264-360p"))
     assert c3 and v3.id != v1.id  # a new producer version is new work
     assert store.find_variant(asset.id, p) is not None
+    assert store.get_variant(v1.id).name == "h264-360p"
+    with pytest.raises(NotFound, match="no variant"):
+        store.get_variant("missing")
     assert len(store.get_asset(asset.id).variants) == 3
 
 

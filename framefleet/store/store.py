@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -29,6 +29,7 @@ from framefleet.store.blobs import BlobStore
 from framefleet.store.models import Asset, Job, Variant, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_Row = TypeVar("_Row", Variant, Job)
 
 
 @dataclass(frozen=True)
@@ -169,11 +170,14 @@ class Store:
         return variant, True
 
     def get_variant(self, variant_id: str) -> Variant:
+        return self._get(Variant, variant_id, "variant")
+
+    def _get(self, model: type[_Row], row_id: str, what: str) -> _Row:
         with self._sessions() as s:
-            v = s.get(Variant, variant_id)
-        if v is None:
-            raise NotFound(f"no variant {variant_id!r}")
-        return v
+            row = s.get(model, row_id)
+        if row is None:
+            raise NotFound(f"no {what} {row_id!r}")
+        return row
 
     # --- jobs ---------------------------------------------------------------------------------------
 
@@ -197,8 +201,4 @@ class Store:
         return row
 
     def get_job(self, job_id: str) -> Job:
-        with self._sessions() as s:
-            job = s.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}")
-        return job
+        return self._get(Job, job_id, "job")
