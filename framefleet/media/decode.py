@@ -41,7 +41,7 @@ def iter_timed_frames(path: str | Path, *, apply_rotation: bool = True) -> Itera
         try:
             for frame in container.decode(vs):
                 if k is None:
-                    k = rotation_of(vs, frame) // 90 if apply_rotation else 0
+                    k = rotation_of(frame) // 90 if apply_rotation else 0
                 image = frame.to_ndarray(format="rgb24")  # [H, W, 3]
                 if k:
                     image = np.ascontiguousarray(np.rot90(image, k))  # [W, H, 3] for 90/270

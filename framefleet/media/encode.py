@@ -136,7 +136,7 @@ class _AudioPath:
             out.mux(pkt)
 
 
-def _filter_chain(vs: Any, rotation: int, width: int, height: int) -> tuple[Any, Any]:
+def _filter_chain(vs: Any, rotation: int, width: int, height: int) -> Any:
     graph = av.filter.Graph()
     nodes = [graph.add_buffer(template=vs)]
     for name, args in _TRANSPOSE[rotation]:
@@ -147,7 +147,7 @@ def _filter_chain(vs: Any, rotation: int, width: int, height: int) -> tuple[Any,
     for a, b in itertools.pairwise(nodes):
         a.link_to(b)
     graph.configure()
-    return graph, nodes[0]
+    return graph
 
 
 def _pull_all(graph: Any) -> Iterator[Any]:
@@ -196,7 +196,7 @@ def transcode(
                     continue
                 for frame in packet.decode():
                     if graph is None:
-                        graph, _ = _filter_chain(vs, rotation_of(vs, frame), rung.width, rung.height)
+                        graph = _filter_chain(vs, rotation_of(frame), rung.width, rung.height)
                     graph.push(frame)
                     for scaled in _pull_all(graph):
                         frames += 1

@@ -107,11 +107,10 @@ def _ffmpeg_reason(e: BaseException) -> str:
     return str(getattr(e, "strerror", None) or e).strip().splitlines()[0] if str(e) else type(e).__name__
 
 
-def rotation_of(stream: Any, first_frame: Any | None) -> int:
-    """Display rotation in degrees counter-clockwise, normalised to 0/90/180/270."""
-    degrees = 0.0
-    if first_frame is not None:
-        degrees = float(getattr(first_frame, "rotation", 0) or 0)
+def rotation_of(frame: Any | None) -> int:
+    """Display rotation of a decoded frame (from the stream's display matrix), in degrees
+    counter-clockwise, normalised to 0/90/180/270."""
+    degrees = float(getattr(frame, "rotation", 0) or 0) if frame is not None else 0.0
     return round(degrees / 90.0) % 4 * 90
 
 
@@ -165,7 +164,7 @@ def _probe_video(p: Path, *, verify: bool, max_pixels: int) -> MediaInfo:
             frames = declared_frames
             pts = []
             last_duration = 0
-        rotation = rotation_of(vs, first)
+        rotation = rotation_of(first)
         intervals = [b - a for a, b in itertools.pairwise(pts) if b > a]
         median = statistics.median(intervals) if intervals else 0
         vfr = bool(median) and any(abs(d - median) > _VFR_TOLERANCE * median for d in intervals)
