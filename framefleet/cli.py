@@ -31,8 +31,12 @@ from framefleet.media.ladder import Rung
 from framefleet.store import Store
 from framefleet.store.views import asset_dict
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  help="framefleet: AI-generated and AI-enhanced video, served at scale.")  # fmt: skip
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="framefleet: AI-generated and AI-enhanced video, served at scale.",
+)
 assets_app = typer.Typer(no_args_is_help=True, help="List and inspect assets.")
 app.add_typer(assets_app, name="assets")
 
@@ -68,9 +72,7 @@ def _run(as_json: bool, fn: Callable[[], T]) -> T:
         if as_json:
             sys.stdout.write(json.dumps({"error": {"type": type(e).__name__, "message": str(e)}}) + "\n")
         first = (str(e).strip().splitlines() or [""])[0]
-        sys.stderr.write(
-            f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n"
-        )
+        sys.stderr.write(f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n")
         raise typer.Exit(1) from None
 
 
@@ -83,10 +85,15 @@ def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = Non
     for v in asset["variants"]:
         codecs = "+".join(c for c in (v["video_codec"], v["audio_codec"]) if c)
         row = [
-            v["name"], f"{v['width']}×{v['height']}", codecs, f"{v['fps']:.2f}" if v["fps"] else "-",
-            str(v["frame_count"]), f"{v['duration']:.2f} s" if v["duration"] else "-",
-            f"{v['bitrate'] / 1000:.0f} kb/s" if v["bitrate"] else "-", f"{v['size_bytes']:,}",
-        ]  # fmt: skip
+            v["name"],
+            f"{v['width']}×{v['height']}",
+            codecs,
+            f"{v['fps']:.2f}" if v["fps"] else "-",
+            str(v["frame_count"]),
+            f"{v['duration']:.2f} s" if v["duration"] else "-",
+            f"{v['bitrate'] / 1000:.0f} kb/s" if v["bitrate"] else "-",
+            f"{v['size_bytes']:,}",
+        ]
         if timings is not None:
             secs = timings.get(v["name"].split("-", 1)[-1])
             row.append(f"{secs:.2f} s" if secs is not None else "")
@@ -113,9 +120,7 @@ def rung_progress(enabled: bool) -> Iterator[Callable[[Rung, int, int], None] | 
 
 
 @app.command()
-def ingest(
-    path: Annotated[str, typer.Argument(help="Video or image file.")], as_json: JsonOpt = False
-) -> None:
+def ingest(path: Annotated[str, typer.Argument(help="Video or image file.")], as_json: JsonOpt = False) -> None:
     """Validate a video or image and store it as a new asset with its original variant."""
     from framefleet.tasks.ingest import ingest as do_ingest
 
@@ -174,8 +179,14 @@ def encode(
         rungs = parse_ladder(ladder) if ladder is not None else settings.ladder
         store = Store.open(settings)
         with rung_progress(not as_json) as progress:
-            result = encode_ladder(store, asset_id, rungs=rungs, encode=EncodeSettings(codec=codec, crf=crf),
-                                   settings=settings, progress=progress)  # fmt: skip
+            result = encode_ladder(
+                store,
+                asset_id,
+                rungs=rungs,
+                encode=EncodeSettings(codec=codec, crf=crf),
+                settings=settings,
+                progress=progress,
+            )
         a = asset_dict(store.get_asset(asset_id))
         payload = {
             "asset": a,

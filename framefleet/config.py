@@ -31,8 +31,7 @@ def parse_ladder(text: str) -> tuple[int, ...]:
             continue
         if not part.isdigit() or int(part) < 16 or int(part) % 2:
             raise InputError(
-                f"ladder rung {part!r} is not a valid height; "
-                "give even pixel heights ≥ 16 like '1080,720,480'"
+                f"ladder rung {part!r} is not a valid height; give even pixel heights ≥ 16 like '1080,720,480'"
             )
         rungs.append(int(part))
     if not rungs:
@@ -72,9 +71,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = Path(
-            os.environ.get("FRAMEFLEET_HOME") or platformdirs.user_data_dir("framefleet")
-        ).expanduser()
+        home = Path(os.environ.get("FRAMEFLEET_HOME") or platformdirs.user_data_dir("framefleet")).expanduser()
         url = os.environ.get("FRAMEFLEET_DATABASE_URL") or f"sqlite:///{home / 'framefleet.db'}"
         ladder_env = os.environ.get("FRAMEFLEET_LADDER")
         return cls(

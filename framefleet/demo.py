@@ -49,13 +49,20 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
         asset = asset_dict(store.get_asset(got.asset.id))
         made = sum(enc.created)
         frames = sum(v.frame_count or 0 for v, c in zip(enc.variants, enc.created, strict=True) if c)
-        clips.append({
-            "clip": name, "asset_id": asset["id"], "ingested": got.created, "ingest_s": round(t_ingest, 3),
-            "rungs": [v.name for v in enc.variants], "new_renditions": made,
-            "skipped_rungs": enc.skipped_rungs,
-            "encode_s": round(t_encode, 3), "encode_fps": round(frames / t_encode, 1) if made else None,
-            "source_duration_s": asset["variants"][0]["duration"],
-        })  # fmt: skip
+        clips.append(
+            {
+                "clip": name,
+                "asset_id": asset["id"],
+                "ingested": got.created,
+                "ingest_s": round(t_ingest, 3),
+                "rungs": [v.name for v in enc.variants],
+                "new_renditions": made,
+                "skipped_rungs": enc.skipped_rungs,
+                "encode_s": round(t_encode, 3),
+                "encode_fps": round(frames / t_encode, 1) if made else None,
+                "source_duration_s": asset["variants"][0]["duration"],
+            }
+        )
         say(variants_table(asset, enc.seconds if made else None))
     roundtrip = _segment_roundtrip(settings)
     summary = {"home": str(settings.home), "clips": clips, "segment_roundtrip": roundtrip}
@@ -66,9 +73,14 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
         for col in ("clip", "new asset", "ingest", "renditions (new)", "encode", "encode fps"):
             t.add_column(col, justify="left" if col == "clip" else "right")
         for c in clips:
-            t.add_row(c["clip"], "yes" if c["ingested"] else "no (existing)", f"{c['ingest_s']:.2f} s",
-                      f"{len(c['rungs'])} ({c['new_renditions']})", f"{c['encode_s']:.2f} s",
-                      str(c["encode_fps"] or "-"))  # fmt: skip
+            t.add_row(
+                c["clip"],
+                "yes" if c["ingested"] else "no (existing)",
+                f"{c['ingest_s']:.2f} s",
+                f"{len(c['rungs'])} ({c['new_renditions']})",
+                f"{c['encode_s']:.2f} s",
+                str(c["encode_fps"] or "-"),
+            )
         console.print(t)
         r = roundtrip
         console.print(
@@ -92,8 +104,11 @@ def _segment_roundtrip(settings: Settings) -> dict[str, Any]:
         same = [f.pts for f in iter_timed_frames(src)] == [f.pts for f in iter_timed_frames(joined)]
     assert before.video is not None and after.video is not None
     return {
-        "clip": "bikes", "segments": len(parts), "frames_before": before.video.frames,
-        "frames_after": after.video.frames, "duration_before": before.duration,
+        "clip": "bikes",
+        "segments": len(parts),
+        "frames_before": before.video.frames,
+        "frames_after": after.video.frames,
+        "duration_before": before.duration,
         "duration_after": after.duration,
         "timestamps_identical": same,
-    }  # fmt: skip
+    }

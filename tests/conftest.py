@@ -51,9 +51,7 @@ _PG_SKIP = _pg_reachable()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def settings(
-    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
+def settings(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     if request.param == "sqlite":
         yield Settings.from_env()
         return
@@ -82,10 +80,7 @@ def store(settings: Settings) -> Iterator[Store]:
 
 def count_rows(store: Store) -> dict[str, int]:
     with store.engine.connect() as c:
-        return {
-            t: c.execute(sa.text(f"select count(*) from {t}")).scalar_one()
-            for t in ("assets", "variants", "jobs")
-        }
+        return {t: c.execute(sa.text(f"select count(*) from {t}")).scalar_one() for t in ("assets", "variants", "jobs")}
 
 
 def files_under(*folders: Path) -> list[Path]:
@@ -95,9 +90,12 @@ def files_under(*folders: Path) -> list[Path]:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real `framefleet` entry point in a subprocess (real exit codes, real stderr)."""
     return subprocess.run(
-        [sys.executable, "-m", "framefleet.cli", *args], capture_output=True, text=True, timeout=240,
+        [sys.executable, "-m", "framefleet.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def one_json(stdout: str) -> dict[str, Any]:
@@ -111,9 +109,18 @@ def one_json(stdout: str) -> dict[str, Any]:
 # --- generated media ------------------------------------------------------------------------------
 
 
-def write_clip(path: Path, frames: int = 30, size: tuple[int, int] = (96, 64), rate: int = 25, *,
-               rotation: int = 0, pts_ms: list[int] | None = None, audio: bool = False,
-               codec: str = "libx264", container: str | None = None) -> Path:  # fmt: skip
+def write_clip(
+    path: Path,
+    frames: int = 30,
+    size: tuple[int, int] = (96, 64),
+    rate: int = 25,
+    *,
+    rotation: int = 0,
+    pts_ms: list[int] | None = None,
+    audio: bool = False,
+    codec: str = "libx264",
+    container: str | None = None,
+) -> Path:
     """A small test-pattern clip: a bright bar moving right on a gradient, so motion and orientation show."""
     w, h = size
     with av.open(str(path), "w", format=container) as c:
@@ -154,16 +161,12 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     """A valid PNG signature + IHDR declaring width×height, and a tiny IDAT: a decompression bomb's header."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 

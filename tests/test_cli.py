@@ -77,9 +77,7 @@ def test_bad_input_exits_2_with_one_line_and_leaves_nothing(
     _assert_clean_failure(r, cli_env, pattern)
     r = run_cli("ingest", str(path), "--json", env=cli_env)
     err = one_json(r.stdout)["error"]
-    assert (
-        r.returncode == 2 and err["type"] in {"InputError", "TooLarge", "UnsupportedMedia"} and err["message"]
-    )
+    assert r.returncode == 2 and err["type"] in {"InputError", "TooLarge", "UnsupportedMedia"} and err["message"]
 
 
 def test_unknown_asset_and_bad_ladder(cli_env: dict[str, str]) -> None:
@@ -100,11 +98,7 @@ def test_demo_json(cli_env: dict[str, str]) -> None:
     assert [c["clip"] for c in out["clips"]] == ["bigbuckbunny", "bikes", "carphone"]
     assert out["clips"][0]["rungs"] == ["h264-720p", "h264-480p", "h264-360p"]
     rt = out["segment_roundtrip"]
-    assert (
-        rt["segments"] == 4
-        and rt["frames_before"] == rt["frames_after"] == 250
-        and rt["timestamps_identical"]
-    )
+    assert rt["segments"] == 4 and rt["frames_before"] == rt["frames_after"] == 250 and rt["timestamps_identical"]
     again = one_json(run_cli("demo", "--json", env=cli_env).stdout)
     assert all(not c["ingested"] and c["new_renditions"] == 0 for c in again["clips"])
     json.dumps(again)

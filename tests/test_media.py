@@ -34,9 +34,7 @@ from framefleet.media.ladder import Rung
         ("carphone", (176, 144), 120, 30000 / 1001, None),
     ],
 )
-def test_probe_real_clips(
-    name: str, size: tuple[int, int], frames: int, fps: float, audio: str | None
-) -> None:
+def test_probe_real_clips(name: str, size: tuple[int, int], frames: int, fps: float, audio: str | None) -> None:
     info = probe(sample_path(name))
     assert info.kind == "video"
     assert (info.width, info.height) == size
@@ -176,9 +174,7 @@ def test_image_bomb_guard_reads_only_the_header(media: dict[str, Path]) -> None:
         ("audio_only", UnsupportedMedia, "no video stream"),
     ],
 )
-def test_probe_rejects_bad_input(
-    media: dict[str, Path], key: str, error: type[Exception], pattern: str
-) -> None:
+def test_probe_rejects_bad_input(media: dict[str, Path], key: str, error: type[Exception], pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         probe(media[key])
 

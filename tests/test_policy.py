@@ -46,9 +46,7 @@ def test_decide_obeys_cap_signals_and_retry_after() -> None:
     assert decide(p, None, attempt=2, outcome=Outcome.BUSY, now=0, rng=rng).retry
     assert "cap" in decide(p, None, attempt=3, outcome=Outcome.BUSY, now=0, rng=rng).reason
     d = decide(p, None, attempt=1, outcome=Outcome.BUSY, now=0, rng=rng, retry_after_s=1.0)
-    assert (
-        1.0 <= d.delay <= 1.1
-    )  # waits out Retry-After, plus jitter so rejected callers do not return together
+    assert 1.0 <= d.delay <= 1.1  # waits out Retry-After, plus jitter so rejected callers do not return together
 
 
 def test_budget_limits_retries_to_a_fraction_of_requests() -> None:
@@ -72,9 +70,7 @@ def test_budget_window_slides() -> None:
     assert not b.can_retry(1.0)
     assert b.counts(25.0) == (0.0, 0.0)  # a whole window later everything has expired
     assert not b.can_retry(25.0)  # no requests, no floor: no retries
-    assert RetryBudget(ratio=0.0, window_s=10, min_retries=3).can_retry(
-        0.0
-    )  # the floor lets a quiet client retry
+    assert RetryBudget(ratio=0.0, window_s=10, min_retries=3).can_retry(0.0)  # the floor lets a quiet client retry
 
 
 def test_schedule_jitter() -> None:
@@ -112,9 +108,7 @@ def test_no_spill_with_headroom_and_nearest_first_when_overloaded() -> None:
     flows, _load, spilling = plan_routes(reports, {"eu-west": 30, "eu-central": 10}, D)
     assert flows["eu-west"] == {"eu-west": 30} and not spilling
     flows, _load, spilling = plan_routes(reports, {"eu-west": 60, "eu-central": 10}, D)
-    assert flows["eu-west"] == pytest.approx(
-        {"eu-west": 40, "eu-central": 20}
-    )  # only the excess, nearest ring
+    assert flows["eu-west"] == pytest.approx({"eu-west": 40, "eu-central": 20})  # only the excess, nearest ring
     assert spilling == {"eu-west"}
 
 

@@ -39,7 +39,7 @@ def test_migrations_match_models(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0002"
 
 
 def test_reopen_is_idempotent(settings: Settings) -> None:
@@ -137,10 +137,17 @@ def test_blob_move_consumes_source(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["../../etc/passwd", "/etc/passwd", "ab/cd/../../../x", "ab/cd/" + "0" * 64 + "/../../x",
-     "AB/CD/" + "A" * 64,
-     "ab/cd/" + "0" * 63, "", "ab\\cd\\" + "0" * 64],
-)  # fmt: skip
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "ab/cd/../../../x",
+        "ab/cd/" + "0" * 64 + "/../../x",
+        "AB/CD/" + "A" * 64,
+        "ab/cd/" + "0" * 63,
+        "",
+        "ab\\cd\\" + "0" * 64,
+    ],
+)
 def test_blob_keys_cannot_escape(tmp_path: Path, key: str) -> None:
     blobs = BlobStore(tmp_path / "blobs")
     with pytest.raises(InputError, match="invalid blob key"):
@@ -156,3 +163,14 @@ def test_blob_symlinked_root_still_contains_keys(tmp_path: Path) -> None:
     src.write_bytes(b"x")
     ref = blobs.put_file(src)
     assert blobs.path(ref.key).is_relative_to(real)
+
+
+def test_results_by_idempotency_key_are_per_tenant(store: Store) -> None:
+    job, created = store.record_result("local", "synthetic", "req-1", {"echo": 1}, {"ok": True})
+    again, created2 = store.record_result("local", "synthetic", "req-1", {"echo": 1}, {"ok": "second"})
+    assert created and not created2 and again.id == job.id and again.result == {"ok": True}
+    found = store.find_result("local", "req-1")
+    assert found is not None and found.result == {"ok": True}
+    assert store.find_result("other", "req-1") is None  # another tenant's key space
+    _, created3 = store.record_result("other", "synthetic", "req-1", {}, {"ok": 3})
+    assert created3

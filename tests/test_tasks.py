@@ -42,9 +42,16 @@ def test_ingest_image(store: Store, settings: Settings, media: dict[str, Path]) 
 
 @pytest.mark.parametrize(
     ("key", "error"),
-    [("empty", InputError), ("text", InputError), ("truncated", InputError), ("truncated_tail", InputError),
-     ("bomb", TooLarge), ("unknown_codec", UnsupportedMedia), ("audio_only", UnsupportedMedia)],
-)  # fmt: skip
+    [
+        ("empty", InputError),
+        ("text", InputError),
+        ("truncated", InputError),
+        ("truncated_tail", InputError),
+        ("bomb", TooLarge),
+        ("unknown_codec", UnsupportedMedia),
+        ("audio_only", UnsupportedMedia),
+    ],
+)
 def test_ingest_bad_input_leaves_nothing(
     store: Store, settings: Settings, media: dict[str, Path], key: str, error: type[Exception]
 ) -> None:
@@ -69,9 +76,7 @@ def test_encode_ladder_creates_one_variant_per_rung(store: Store, settings: Sett
     assert (info.width, info.height) == (640, 360) and info.video and info.video.frames == 132
     # A rerun returns the same variants and encodes nothing.
     again = encode_ladder(store, asset.id, rungs=[720, 360], settings=settings)
-    assert again.created == [False, False] and [v.id for v in again.variants] == [
-        v.id for v in result.variants
-    ]
+    assert again.created == [False, False] and [v.id for v in again.variants] == [v.id for v in result.variants]
     assert count_rows(store)["variants"] == 3
     assert count_rows(store)["jobs"] == 2 and files_under(settings.tmp_dir) == []
 

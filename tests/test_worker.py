@@ -24,8 +24,9 @@ async def _timed_post(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[
 
 
 def test_second_request_is_rejected_immediately_not_queued() -> None:
-    app = create_worker_app({"synthetic": synthetic_task(ServiceTime(0.3, kind="constant"))}, name="w1",
-                            region="eu-west")  # fmt: skip
+    app = create_worker_app(
+        {"synthetic": synthetic_task(ServiceTime(0.3, kind="constant"))}, name="w1", region="eu-west"
+    )
 
     async def scenario() -> None:
         async with _client(app) as c:
@@ -58,9 +59,7 @@ def test_bad_requests_and_failing_tasks_free_the_slot() -> None:
 
     async def scenario() -> None:
         async with _client(app) as c:
-            r = await c.post(
-                "/v1/synthetic", content=b"{not json", headers={"content-type": "application/json"}
-            )
+            r = await c.post("/v1/synthetic", content=b"{not json", headers={"content-type": "application/json"})
             assert r.status_code == 400 and r.json()["error"]["reason"] == "malformed_json"
             r = await c.post("/v1/synthetic", json=[1, 2])
             assert r.status_code == 400

@@ -67,8 +67,12 @@ def _video_options(settings: EncodeSettings, fps: float, rung: Rung | None) -> d
     gop = max(1, round(settings.gop_seconds * max(fps, 1.0)))
     if settings.codec == "h264":
         # Scene-cut keyframes would break alignment between rungs; x264 takes the GOP directly.
-        opts = {"crf": str(settings.crf), "preset": settings.preset, "g": str(gop),
-                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}  # fmt: skip
+        opts = {
+            "crf": str(settings.crf),
+            "preset": settings.preset,
+            "g": str(gop),
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        }
     else:
         # SVT-AV1's CRF scale is 0-63; about x264 CRF + 10 gives similar quality at ~60% of the bits.
         preset = settings.preset if settings.preset.isdigit() else "10"
@@ -79,11 +83,10 @@ def _video_options(settings: EncodeSettings, fps: float, rung: Rung | None) -> d
     return opts
 
 
-def _add_video_stream(out: Any, settings: EncodeSettings, width: int, height: int, rate: Fraction,
-                      time_base: Fraction, rung: Rung | None) -> Any:  # fmt: skip
-    stream = out.add_stream(
-        ENCODERS[settings.codec], rate=rate, options=_video_options(settings, float(rate), rung)
-    )
+def _add_video_stream(
+    out: Any, settings: EncodeSettings, width: int, height: int, rate: Fraction, time_base: Fraction, rung: Rung | None
+) -> Any:
+    stream = out.add_stream(ENCODERS[settings.codec], rate=rate, options=_video_options(settings, float(rate), rung))
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.time_base = time_base
     stream.codec_context.time_base = time_base
@@ -288,11 +291,7 @@ def _mux_audio_until(packets: Iterator[Any], audio: _AudioPath, out: Any, until:
     """Mux audio packets up to time `until` (seconds); return the iterator positioned after them."""
     for packet in packets:
         audio.handle(packet, out)
-        if (
-            packet.pts is not None
-            and packet.time_base is not None
-            and float(packet.pts * packet.time_base) > until
-        ):
+        if packet.pts is not None and packet.time_base is not None and float(packet.pts * packet.time_base) > until:
             break
     return packets
 

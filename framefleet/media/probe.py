@@ -120,9 +120,16 @@ def probe(path: str | Path, *, verify: bool = True, max_pixels: int = DEFAULT_MA
     image = identify_image(p, max_pixels=max_pixels)
     if image is not None:
         return MediaInfo(
-            path=str(p), kind="image", container=image.format, size_bytes=p.stat().st_size, duration=0.0,
-            bitrate=None, width=image.width, height=image.height, image=image,
-        )  # fmt: skip
+            path=str(p),
+            kind="image",
+            container=image.format,
+            size_bytes=p.stat().st_size,
+            duration=0.0,
+            bitrate=None,
+            width=image.width,
+            height=image.height,
+            image=image,
+        )
     return _probe_video(p, verify=verify, max_pixels=max_pixels)
 
 
@@ -130,9 +137,7 @@ def _probe_video(p: Path, *, verify: bool, max_pixels: int) -> MediaInfo:
     with open_input(p) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise UnsupportedMedia(
-                f"{p}: has no video stream (streams: {', '.join(kinds)}); give a video or an image"
-            )
+            raise UnsupportedMedia(f"{p}: has no video stream (streams: {', '.join(kinds)}); give a video or an image")
         vs = container.streams.video[0]
         cc = vs.codec_context
         codec = _codec_name(cc) if cc is not None else None
@@ -177,17 +182,33 @@ def _probe_video(p: Path, *, verify: bool, max_pixels: int) -> MediaInfo:
         swap = rotation in (90, 270)
         width, height = (cc.height, cc.width) if swap else (cc.width, cc.height)
         video = VideoInfo(
-            codec=codec, width=width, height=height, coded_width=cc.width, coded_height=cc.height,
-            rotation=rotation, fps=frames / duration if duration > 0 else float(vs.average_rate or 0),
-            frames=frames, duration=duration, vfr=vfr, pix_fmt=str(cc.pix_fmt or first.format.name),
-            bitrate=int(vs.bit_rate) if vs.bit_rate else None, time_base=str(tb),
-        )  # fmt: skip
+            codec=codec,
+            width=width,
+            height=height,
+            coded_width=cc.width,
+            coded_height=cc.height,
+            rotation=rotation,
+            fps=frames / duration if duration > 0 else float(vs.average_rate or 0),
+            frames=frames,
+            duration=duration,
+            vfr=vfr,
+            pix_fmt=str(cc.pix_fmt or first.format.name),
+            bitrate=int(vs.bit_rate) if vs.bit_rate else None,
+            time_base=str(tb),
+        )
         size = p.stat().st_size
         return MediaInfo(
-            path=str(p), kind="video", container=container.format.name, size_bytes=size, duration=duration,
+            path=str(p),
+            kind="video",
+            container=container.format.name,
+            size_bytes=size,
+            duration=duration,
             bitrate=int(container.bit_rate) if container.bit_rate else int(size * 8 / max(duration, 1e-6)),
-            width=width, height=height, video=video, audio=audio,
-        )  # fmt: skip
+            width=width,
+            height=height,
+            video=video,
+            audio=audio,
+        )
 
 
 def _codec_name(cc: Any) -> str:
@@ -237,6 +258,9 @@ def _audio_info(container: Any) -> AudioInfo | None:
     cc = a.codec_context
     duration = float(a.duration * a.time_base) if a.duration and a.time_base else None
     return AudioInfo(
-        codec=_codec_name(cc), sample_rate=int(cc.sample_rate or 0),
-        channels=int(cc.channels or 0), duration=duration, bitrate=int(a.bit_rate) if a.bit_rate else None,
-    )  # fmt: skip
+        codec=_codec_name(cc),
+        sample_rate=int(cc.sample_rate or 0),
+        channels=int(cc.channels or 0),
+        duration=duration,
+        bitrate=int(a.bit_rate) if a.bit_rate else None,
+    )

@@ -33,9 +33,7 @@ def keyframe_times(path: str | Path) -> list[Fraction]:
         if not c.streams.video:
             raise InputError(f"{p}: has no video stream")
         vs = c.streams.video[0]
-        return sorted(
-            pkt.pts * vs.time_base for pkt in c.demux(vs) if pkt.is_keyframe and pkt.pts is not None
-        )
+        return sorted(pkt.pts * vs.time_base for pkt in c.demux(vs) if pkt.is_keyframe and pkt.pts is not None)
 
 
 def choose_cuts(keyframes: Sequence[Fraction], n: int) -> list[Fraction]:

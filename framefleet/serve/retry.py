@@ -25,6 +25,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from framefleet.serve.balance import RateMeter
+
 
 class Outcome(enum.Enum):
     OK = "ok"
@@ -68,9 +70,7 @@ class RetryPolicy:
         return cls(base_s=0.0, cap_s=0.0, jitter=Jitter.NONE, budget_ratio=math.inf, budget_min_retries=0)
 
 
-def backoff_delay(
-    policy: RetryPolicy, attempt: int, rng: random.Random, previous_delay: float = 0.0
-) -> float:
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random, previous_delay: float = 0.0) -> float:
     """Seconds to wait before attempt `attempt + 1`, after `attempt` attempts have failed (attempt ≥ 1)."""
     ceiling = min(policy.cap_s, policy.base_s * policy.multiplier ** (attempt - 1))
     if policy.jitter is Jitter.NONE:
@@ -88,50 +88,35 @@ def schedule_delay(policy: RetryPolicy, rng: random.Random) -> float:
 
 @dataclass
 class RetryBudget:
-    """Sliding-window counts of requests and retries, in fixed buckets so each call is O(1) in memory
-    and time (the simulator keeps one per client population)."""
+    """Requests and retries over a sliding window (fixed buckets, O(1) per call: the simulator keeps
+    one per client population). A retry is allowed while retries + 1 ≤ ratio · requests + min_retries."""
 
     ratio: float
     window_s: float
     min_retries: int = 0
     buckets: int = 10
-    _requests: list[float] = field(default_factory=list, repr=False)
-    _retries: list[float] = field(default_factory=list, repr=False)
-    _epoch: int = field(default=-1, repr=False)
+    _meter: RateMeter = field(init=False, repr=False)
 
     @classmethod
     def for_policy(cls, policy: RetryPolicy) -> RetryBudget:
         return cls(policy.budget_ratio, policy.budget_window_s, policy.budget_min_retries)
 
     def __post_init__(self) -> None:
-        self._requests = [0.0] * self.buckets
-        self._retries = [0.0] * self.buckets
-
-    def _advance(self, now: float) -> int:
-        epoch = math.floor(now / (self.window_s / self.buckets))
-        if self._epoch < 0:
-            self._epoch = epoch
-        if epoch > self._epoch:
-            for e in range(self._epoch + 1, min(epoch, self._epoch + self.buckets) + 1):
-                self._requests[e % self.buckets] = 0.0
-                self._retries[e % self.buckets] = 0.0
-            self._epoch = epoch
-        return epoch % self.buckets
+        self._meter = RateMeter(self.window_s, self.buckets)
 
     def record_request(self, now: float, n: float = 1.0) -> None:
-        self._requests[self._advance(now)] += n
+        self._meter.record("requests", now, n)
 
     def record_retry(self, now: float, n: float = 1.0) -> None:
-        self._retries[self._advance(now)] += n
-
-    def can_retry(self, now: float) -> bool:
-        self._advance(now)
-        allowed = self.ratio * sum(self._requests) + self.min_retries
-        return sum(self._retries) + 1 <= allowed
+        self._meter.record("retries", now, n)
 
     def counts(self, now: float) -> tuple[float, float]:
-        self._advance(now)
-        return sum(self._requests), sum(self._retries)
+        totals = self._meter.totals(now)
+        return totals.get("requests", 0.0), totals.get("retries", 0.0)
+
+    def can_retry(self, now: float) -> bool:
+        requests, retries = self.counts(now)
+        return retries + 1 <= self.ratio * requests + self.min_retries
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,9 @@ class TrafficConfig:
             raise ValueError("ring_radii_ms must be ascending and non-empty")
 
 
-def rings(source: str, regions: Sequence[str], distance_ms: Mapping[str, Mapping[str, float]],
-          radii: Sequence[float]) -> list[list[str]]:  # fmt: skip
+def rings(
+    source: str, regions: Sequence[str], distance_ms: Mapping[str, Mapping[str, float]], radii: Sequence[float]
+) -> list[list[str]]:
     """Other regions grouped by ring around `source`, nearest ring first (ties keep input order)."""
     out: list[list[str]] = [[] for _ in radii]
     for r in regions:
@@ -176,9 +177,7 @@ class TrafficManager:
     config: TrafficConfig = field(default_factory=TrafficConfig)
     table: RoutingTable | None = None
 
-    def update(
-        self, reports: Sequence[RegionReport], demand_rps: Mapping[str, float], now: float
-    ) -> RoutingTable:
+    def update(self, reports: Sequence[RegionReport], demand_rps: Mapping[str, float], now: float) -> RoutingTable:
         if self.table is not None and now - self.table.computed_at < self.config.period_s:
             return self.table  # locked in until the next period
         spilling = self.table.spilling if self.table is not None else frozenset()

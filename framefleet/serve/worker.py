@@ -77,26 +77,36 @@ class WorkerStats:
             return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2) if xs else None
 
         return {
-            "served": self.served, "rejected": self.rejected, "failed": self.failed, "busy": self.busy,
-            "service_ms": {"mean": round(sum(xs) / len(xs) * 1000, 2) if xs else None, "p50": pct(0.5),
-                           "p95": pct(0.95), "p99": pct(0.99)},
-        }  # fmt: skip
+            "served": self.served,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "busy": self.busy,
+            "service_ms": {
+                "mean": round(sum(xs) / len(xs) * 1000, 2) if xs else None,
+                "p50": pct(0.5),
+                "p95": pct(0.95),
+                "p99": pct(0.99),
+            },
+        }
 
 
-def create_worker_app(tasks: dict[str, Task], *, name: str = "worker", region: str = "local",
-                      retry_after_s: int = 1) -> FastAPI:  # fmt: skip
+def create_worker_app(
+    tasks: dict[str, Task], *, name: str = "worker", region: str = "local", retry_after_s: int = 1
+) -> FastAPI:
     app = FastAPI(title=f"framefleet worker {name}", docs_url=None, redoc_url=None)
     stats = WorkerStats()
     registry = CollectorRegistry()  # one per app, so several workers can live in one process (tests)
     outcomes = Counter("framefleet_worker_requests", "Requests by outcome", ["outcome"], registry=registry)
     busy_gauge = Gauge("framefleet_worker_busy", "1 while the slot is taken", registry=registry)
-    latency = Histogram("framefleet_worker_service_seconds", "Service time of served requests",
-                        buckets=LATENCY_BUCKETS, registry=registry)  # fmt: skip
+    latency = Histogram(
+        "framefleet_worker_service_seconds",
+        "Service time of served requests",
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
     app.state.stats = stats
 
-    def error(
-        status: int, kind: str, reason: str, message: str, headers: dict[str, str] | None = None
-    ) -> JSONResponse:
+    def error(status: int, kind: str, reason: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
         body = {
             "error": {"type": kind, "reason": reason, "message": message},
             "worker": name,
@@ -108,14 +118,17 @@ def create_worker_app(tasks: dict[str, Task], *, name: str = "worker", region: s
     async def handle(task_name: str, request: Request) -> JSONResponse:
         task = tasks.get(task_name)
         if task is None:
-            return error(
-                404, "NotFound", "unknown_task", f"no task {task_name!r}; this worker runs {sorted(tasks)}"
-            )
+            return error(404, "NotFound", "unknown_task", f"no task {task_name!r}; this worker runs {sorted(tasks)}")
         if stats.busy:  # checked and set with no await in between: atomic on the event loop
             stats.rejected += 1
             outcomes.labels("busy").inc()
-            return error(503, "Busy", "busy", f"worker {name} is running its one request; retry elsewhere",
-                         {"Retry-After": str(retry_after_s)})  # fmt: skip
+            return error(
+                503,
+                "Busy",
+                "busy",
+                f"worker {name} is running its one request; retry elsewhere",
+                {"Retry-After": str(retry_after_s)},
+            )
         stats.busy = True
         busy_gauge.set(1)
         try:
@@ -139,8 +152,9 @@ def create_worker_app(tasks: dict[str, Task], *, name: str = "worker", region: s
             stats.recent_s.append(elapsed)
             outcomes.labels("served").inc()
             latency.observe(elapsed)
-            return JSONResponse({"result": result, "worker": name, "region": region,
-                                 "service_ms": round(elapsed * 1000, 2)})  # fmt: skip
+            return JSONResponse(
+                {"result": result, "worker": name, "region": region, "service_ms": round(elapsed * 1000, 2)}
+            )
         finally:
             stats.busy = False
             busy_gauge.set(0)

@@ -83,10 +83,12 @@ class Variant(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("tenant", "request_key", name="uq_jobs_tenant_request_key"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant: Mapped[str] = mapped_column(String(64), default="local", index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # "encode", later "enhance", "animate", ...
+    kind: Mapped[str] = mapped_column(String(32))  # "encode", "synthetic", later "enhance", "animate", ...
+    request_key: Mapped[str | None] = mapped_column(String(128), nullable=True)  # client's idempotency key
     asset_id: Mapped[str | None] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), nullable=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|succeeded|failed

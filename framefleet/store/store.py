@@ -99,9 +99,7 @@ class Store:
     def get_asset(self, asset_id: str, tenant: str = "local") -> Asset:
         with self._sessions() as s:
             asset = s.scalars(
-                select(Asset)
-                .options(selectinload(Asset.variants))
-                .where(Asset.id == asset_id, Asset.tenant == tenant)
+                select(Asset).options(selectinload(Asset.variants)).where(Asset.id == asset_id, Asset.tenant == tenant)
             ).first()
         if asset is None:
             raise NotFound(f"no asset {asset_id!r}; list them with `framefleet assets list`")
@@ -181,9 +179,7 @@ class Store:
 
     # --- jobs ---------------------------------------------------------------------------------------
 
-    def start_job(
-        self, kind: str, asset_id: str | None, params: dict[str, Any], tenant: str = "local"
-    ) -> Job:
+    def start_job(self, kind: str, asset_id: str | None, params: dict[str, Any], tenant: str = "local") -> Job:
         job = Job(kind=kind, asset_id=asset_id, params=params, tenant=tenant, status="running", result={})
         with self.session() as s:
             s.add(job)
@@ -199,6 +195,34 @@ class Store:
             row.result = result or {}
             row.finished_at = utcnow()
         return row
+
+    def record_result(
+        self, tenant: str, kind: str, request_key: str, params: dict[str, Any], result: dict[str, Any]
+    ) -> tuple[Job, bool]:
+        """Store a completed request's result under the client's idempotency key. If that key already has
+        a result (a retry raced the first attempt), keep the first and return it with False."""
+        job = Job(
+            kind=kind,
+            tenant=tenant,
+            request_key=request_key,
+            params=params,
+            status="succeeded",
+            result=result,
+            finished_at=utcnow(),
+        )
+        try:
+            with self.session() as s:
+                s.add(job)
+        except IntegrityError:
+            existing = self.find_result(tenant, request_key)
+            if existing is None:
+                raise
+            return existing, False
+        return job, True
+
+    def find_result(self, tenant: str, request_key: str) -> Job | None:
+        with self._sessions() as s:
+            return s.scalars(select(Job).where(Job.tenant == tenant, Job.request_key == request_key)).first()
 
     def get_job(self, job_id: str) -> Job:
         return self._get(Job, job_id, "job")

@@ -58,13 +58,9 @@ def encode_ladder(
     src = store.blobs.open_path(parent.blob_key)
     src_video = probe(src, verify=False).video  # header only: the stored original was verified at ingest
     source_kbps = src_video.bitrate // 1000 if src_video and src_video.bitrate else None
-    planned, skipped = plan_ladder(
-        parent.width, parent.height, rungs or settings.ladder, encode.codec, source_kbps
-    )
+    planned, skipped = plan_ladder(parent.width, parent.height, rungs or settings.ladder, encode.codec, source_kbps)
     result = EncodeResult(asset=asset, skipped_rungs=skipped)
-    job = store.start_job(
-        "encode", asset.id, {"rungs": [r.name for r in planned], **encode.as_params()}, tenant
-    )
+    job = store.start_job("encode", asset.id, {"rungs": [r.name for r in planned], **encode.as_params()}, tenant)
     try:
         for rung in planned:
             t0 = time.perf_counter()
@@ -80,12 +76,22 @@ def encode_ladder(
 
 
 def _encode_rung(
-    store: Store, settings: Settings, asset: Asset, parent: Variant, src: Path, rung: Rung,
-    encode: EncodeSettings, progress: Progress | None,
-) -> tuple[Variant, bool]:  # fmt: skip
-    params = {"parent": parent.id, "width": rung.width, "height": rung.height,
-              "maxrate_kbps": rung.maxrate_kbps,
-              **encode.as_params()}  # fmt: skip
+    store: Store,
+    settings: Settings,
+    asset: Asset,
+    parent: Variant,
+    src: Path,
+    rung: Rung,
+    encode: EncodeSettings,
+    progress: Progress | None,
+) -> tuple[Variant, bool]:
+    params = {
+        "parent": parent.id,
+        "width": rung.width,
+        "height": rung.height,
+        "maxrate_kbps": rung.maxrate_kbps,
+        **encode.as_params(),
+    }
     producer = Producer(f"abr-{encode.codec}", ENCODER_VERSION, params)
     existing = store.find_variant(asset.id, producer)
     if existing is not None and existing.status == "ready":
@@ -99,13 +105,27 @@ def _encode_rung(
     v = info.video
     assert v is not None  # we just wrote a video
     variant = Variant(
-        asset_id=asset.id, name=f"{encode.codec}-{rung.name}", parent_id=parent.id,
-        producer_model=producer.model, producer_version=producer.version, params_hash=producer.params_hash,
-        params=params, blob_key=ref.key, container="mp4", video_codec=v.codec,
-        audio_codec=info.audio.codec if info.audio else None, width=v.width, height=v.height, fps=v.fps,
-        frame_count=v.frames, duration=info.duration, bitrate=info.bitrate, size_bytes=ref.size,
-        metrics={}, status="ready",
-    )  # fmt: skip
+        asset_id=asset.id,
+        name=f"{encode.codec}-{rung.name}",
+        parent_id=parent.id,
+        producer_model=producer.model,
+        producer_version=producer.version,
+        params_hash=producer.params_hash,
+        params=params,
+        blob_key=ref.key,
+        container="mp4",
+        video_codec=v.codec,
+        audio_codec=info.audio.codec if info.audio else None,
+        width=v.width,
+        height=v.height,
+        fps=v.fps,
+        frame_count=v.frames,
+        duration=info.duration,
+        bitrate=info.bitrate,
+        size_bytes=ref.size,
+        metrics={},
+        status="ready",
+    )
     try:
         stored, created = store.add_variant(variant)
     except BaseException:

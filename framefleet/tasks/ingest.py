@@ -30,19 +30,29 @@ def _original_variant(info: MediaInfo, key: str, sha: str, size: int) -> Variant
     producer = Producer(*UPLOAD_PRODUCER, params={"sha256": sha})
     v = info.video
     return Variant(
-        name=ORIGINAL, parent_id=None, producer_model=producer.model, producer_version=producer.version,
-        params_hash=producer.params_hash, params=producer.params, blob_key=key, container=info.container,
+        name=ORIGINAL,
+        parent_id=None,
+        producer_model=producer.model,
+        producer_version=producer.version,
+        params_hash=producer.params_hash,
+        params=producer.params,
+        blob_key=key,
+        container=info.container,
         video_codec=v.codec if v else (info.image.format.lower() if info.image else None),
-        audio_codec=info.audio.codec if info.audio else None, width=info.width, height=info.height,
-        fps=v.fps if v else None, frame_count=v.frames if v else 1, duration=info.duration,
-        bitrate=info.bitrate, size_bytes=size, status="ready",
+        audio_codec=info.audio.codec if info.audio else None,
+        width=info.width,
+        height=info.height,
+        fps=v.fps if v else None,
+        frame_count=v.frames if v else 1,
+        duration=info.duration,
+        bitrate=info.bitrate,
+        size_bytes=size,
+        status="ready",
         metrics={"vfr": v.vfr, "rotation": v.rotation} if v else {},
-    )  # fmt: skip
+    )
 
 
-def ingest(
-    path: str | Path, store: Store, *, settings: Settings | None = None, tenant: str = "local"
-) -> IngestResult:
+def ingest(path: str | Path, store: Store, *, settings: Settings | None = None, tenant: str = "local") -> IngestResult:
     settings = settings or Settings.from_env()
     src = Path(path)
     info = probe(src, verify=True, max_pixels=settings.max_image_pixels)  # raises InputError on bad input
@@ -52,9 +62,7 @@ def ingest(
         return IngestResult(existing, False, info)
     ref = store.blobs.put_file(src)
     try:
-        asset = Asset(
-            tenant=tenant, kind=info.kind, source_name=src.name[:512], sha256=sha, size_bytes=ref.size
-        )
+        asset = Asset(tenant=tenant, kind=info.kind, source_name=src.name[:512], sha256=sha, size_bytes=ref.size)
         asset, created = store.create_asset(asset, _original_variant(info, ref.key, sha, ref.size))
     except BaseException:
         if ref.created:

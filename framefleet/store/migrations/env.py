@@ -29,9 +29,7 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(
-        url=Settings.from_env().database_url, target_metadata=target_metadata, literal_binds=True
-    )
+    context.configure(url=Settings.from_env().database_url, target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 

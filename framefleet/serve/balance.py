@@ -1,0 +1,78 @@
+"""Per-request balancing (pure: randomness and time passed in), shared by the gateway and the simulator.
+
+- `choose_target`: a target region for one request, drawn by the routing table's fractions among the
+  regions that have a believed-idle worker. The table says where a source's traffic *may* go and in what
+  proportion; skipping a region the gateway knows to be full turns the allowed regions into one pool,
+  which matters a lot for small no-queue pools (Erlang-B: 2 workers at 1 erlang block 20%, 9 workers at
+  4.5 erlangs block ~2%).
+- `power_of_two`: a worker among the believed-idle ones — two at random, the less loaded wins (the
+  classic result: exponentially better than one random choice, without a global scan).
+- `RateMeter`: requests per second over a sliding window, in fixed buckets (O(1) per event).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def choose_target(fractions: Mapping[str, float], has_idle: Callable[[str], bool], rng: random.Random) -> str | None:
+    """A target region drawn by `fractions`, among regions with an idle worker; None if all are full."""
+    open_regions = [(r, f) for r, f in fractions.items() if f > 0 and has_idle(r)]
+    if not open_regions:
+        return None
+    total = sum(f for _, f in open_regions)
+    x = rng.random() * total
+    for region, f in open_regions:
+        x -= f
+        if x < 0:
+            return region
+    return open_regions[-1][0]
+
+
+def power_of_two(candidates: Sequence[T], load: Callable[[T], float], rng: random.Random) -> T | None:
+    """Pick two candidates at random and return the one with the lower load (ties: the first drawn)."""
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    a, b = rng.sample(list(candidates), 2)
+    return b if load(b) < load(a) else a
+
+
+@dataclass
+class RateMeter:
+    """Events per second per key over the last `window_s`, counted in `buckets` fixed slices."""
+
+    window_s: float = 5.0
+    buckets: int = 10
+    _counts: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    _epoch: int = field(default=-1, repr=False)
+
+    def _advance(self, now: float) -> int:
+        epoch = math.floor(now / (self.window_s / self.buckets))
+        if self._epoch < 0:
+            self._epoch = epoch
+        if epoch > self._epoch:
+            for e in range(self._epoch + 1, min(epoch, self._epoch + self.buckets) + 1):
+                for counts in self._counts.values():
+                    counts[e % self.buckets] = 0.0
+            self._epoch = epoch
+        return epoch % self.buckets
+
+    def record(self, key: str, now: float, n: float = 1.0) -> None:
+        slot = self._advance(now)
+        self._counts.setdefault(key, [0.0] * self.buckets)[slot] += n
+
+    def totals(self, now: float) -> dict[str, float]:
+        """Events per key within the window."""
+        self._advance(now)
+        return {k: sum(v) for k, v in self._counts.items()}
+
+    def rates(self, now: float) -> dict[str, float]:
+        return {k: n / self.window_s for k, n in self.totals(now).items()}
