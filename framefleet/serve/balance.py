@@ -5,6 +5,7 @@
   proportion; skipping a region the gateway knows to be full turns the allowed regions into one pool,
   which matters a lot for small no-queue pools (Erlang-B: 2 workers at 1 erlang block 20%, 9 workers at
   4.5 erlangs block ~2%).
+- `nearest_idle`: when every allowed region is full at this instant, the nearest ring with an idle worker.
 - `power_of_two`: a worker among the believed-idle ones — two at random, the less loaded wins (the
   classic result: exponentially better than one random choice, without a global scan).
 - `RateMeter`: requests per second over a sliding window, in fixed buckets (O(1) per event).
@@ -17,6 +18,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from framefleet.serve.traffic import rings
 
 T = TypeVar("T")
 
@@ -33,6 +36,26 @@ def choose_target(fractions: Mapping[str, float], has_idle: Callable[[str], bool
         if x < 0:
             return region
     return open_regions[-1][0]
+
+
+def nearest_idle(
+    source: str,
+    regions: Sequence[str],
+    rtt_ms: Mapping[str, Mapping[str, float]],
+    ring_radii_ms: Sequence[float],
+    has_idle: Callable[[str], bool],
+    rng: random.Random,
+) -> str | None:
+    """Instantaneous spill: a region with an idle worker in the nearest ring around `source` that has one.
+
+    Used when every region the table allows is full *right now*. The table plans for sustained overload;
+    a no-queue pool is also momentarily full at moderate load, and the nearest idle worker then beats a
+    rejection."""
+    for ring in rings(source, regions, rtt_ms, ring_radii_ms):
+        idle = [r for r in ring if has_idle(r)]
+        if idle:
+            return rng.choice(idle)
+    return None
 
 
 def power_of_two(candidates: Sequence[T], load: Callable[[T], float], rng: random.Random) -> T | None:

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from framefleet.errors import FramefleetError
-from framefleet.serve.balance import RateMeter, choose_target, power_of_two
+from framefleet.serve.balance import RateMeter, choose_target, nearest_idle, power_of_two
 from framefleet.serve.config import FleetConfig
 from framefleet.serve.traffic import RegionReport, RoutingTable, TrafficManager
 from framefleet.store import Store
@@ -69,8 +69,13 @@ class FleetState:
     service_ewma_s: dict[str, float] = field(default_factory=dict)
     tenant_inflight: dict[str, int] = field(default_factory=dict)
 
+    incoming: dict[str, int] = field(default_factory=dict)  # requests in transit to each region
+
     def has_idle(self, region: str) -> bool:
-        return any(w.idle() for w in self.workers.get(region, ()))
+        """An idle worker not already claimed by a request on its way there. Without the in-transit count,
+        every request crossing regions at once would head for the same lone idle worker."""
+        idle = sum(w.idle() for w in self.workers.get(region, ()))
+        return idle > self.incoming.get(region, 0)
 
     def reports(self) -> list[RegionReport]:
         return [
@@ -97,6 +102,9 @@ class _Metrics:
             "framefleet_gateway_requests", "Requests by outcome", ["source", "target", "outcome"], registry=r
         )
         self.rejections = Counter("framefleet_gateway_rejections", "Rejections by reason", ["reason"], registry=r)
+        self.instant_spills = Counter(
+            "framefleet_gateway_instant_spills", "Sent to the nearest idle ring: allowed regions were full", registry=r
+        )
         self.second_tries = Counter("framefleet_gateway_second_tries", "Immediate in-region second tries", registry=r)
         self.latency = Histogram(
             "framefleet_gateway_latency_seconds",
@@ -271,6 +279,11 @@ def create_gateway_app(
         request: Request, task: str, body: bytes, source: str, tenant: str, key: str | None, t0: float
     ) -> JSONResponse:
         target = choose_target(state.fractions(source), state.has_idle, rng)
+        if target is None and policy == "traffic":
+            target = nearest_idle(source, config.region_names, config.rtt_ms, config.traffic.ring_radii_ms,
+                                  state.has_idle, rng)  # fmt: skip
+            if target is not None:
+                metrics.instant_spills.inc()
         if target is None:
             metrics.rejections.labels("busy").inc()
             metrics.requests.labels(source, "none", "busy").inc()
@@ -283,7 +296,11 @@ def create_gateway_app(
             )
         one_way = config.rtt_ms[source][target] / 2000.0
         if one_way:
-            await asyncio.sleep(one_way)  # emulated transit to the target region
+            state.incoming[target] = state.incoming.get(target, 0) + 1
+            try:
+                await asyncio.sleep(one_way)  # emulated transit to the target region
+            finally:
+                state.incoming[target] -= 1
         tried: set[str] = set()
         for attempt in (1, 2):
             idle = [w for w in workers[target] if w.idle() and w.name not in tried]

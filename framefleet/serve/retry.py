@@ -89,7 +89,9 @@ def schedule_delay(policy: RetryPolicy, rng: random.Random) -> float:
 @dataclass
 class RetryBudget:
     """Requests and retries over a sliding window (fixed buckets, O(1) per call: the simulator keeps
-    one per client population). A retry is allowed while retries + 1 ≤ ratio · requests + min_retries."""
+    one per client population). A retry is allowed while retries + 1 ≤ max(ratio · requests, min_retries):
+    the floor lets a quiet client retry at all, and does not add to the ratio of a busy one, whose attempts
+    per request therefore stay ≤ 1 + ratio."""
 
     ratio: float
     window_s: float
@@ -116,7 +118,7 @@ class RetryBudget:
 
     def can_retry(self, now: float) -> bool:
         requests, retries = self.counts(now)
-        return retries + 1 <= self.ratio * requests + self.min_retries
+        return retries + 1 <= max(self.ratio * requests, self.min_retries)
 
 
 @dataclass(frozen=True)
