@@ -5,21 +5,57 @@ The public surface is small and re-exported here; everything else lives in priva
 modules behind it. See ../shared/DESIGN.md for the layers.
 """
 
-from framefleet.config import Settings
-from framefleet.errors import (
-    Busy,
-    FramefleetError,
-    InputError,
-    MediaError,
-    ModelError,
-    NotFound,
-    StoreError,
-    TooLarge,
-    UnsupportedMedia,
-)
-from framefleet.media import EncodeSettings, MediaInfo, plan_ladder, probe
-from framefleet.store import Asset, Job, Producer, Store, Variant
-from framefleet.tasks import encode_ladder, ingest
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from framefleet.config import Settings
+    from framefleet.errors import (
+        Busy,
+        FramefleetError,
+        InputError,
+        MediaError,
+        ModelError,
+        NotFound,
+        StoreError,
+        TooLarge,
+        UnsupportedMedia,
+    )
+    from framefleet.media import EncodeSettings, MediaInfo, plan_ladder, probe
+    from framefleet.store import Asset, Job, Producer, Store, Variant
+    from framefleet.tasks import encode_ladder, ingest
+
+# Imported on first use (PEP 562): a serving worker that needs only `framefleet.serve` should not pay for
+# PyAV, SQLAlchemy and Alembic at start-up.
+_LAZY = {
+    "Settings": "framefleet.config",
+    **dict.fromkeys(
+        [
+            "Busy",
+            "FramefleetError",
+            "InputError",
+            "MediaError",
+            "ModelError",
+            "NotFound",
+            "StoreError",
+            "TooLarge",
+            "UnsupportedMedia",
+        ],
+        "framefleet.errors",
+    ),
+    **dict.fromkeys(["EncodeSettings", "MediaInfo", "plan_ladder", "probe"], "framefleet.media"),
+    **dict.fromkeys(["Asset", "Job", "Producer", "Store", "Variant"], "framefleet.store"),
+    **dict.fromkeys(["encode_ladder", "ingest"], "framefleet.tasks"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framefleet' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __version__ = "0.1.0"
 

@@ -58,6 +58,48 @@ def nearest_idle(
     return None
 
 
+def pick_region(
+    source: str,
+    fractions: Mapping[str, float],
+    regions: Sequence[str],
+    rtt_ms: Mapping[str, Mapping[str, float]],
+    ring_radii_ms: Sequence[float],
+    has_idle: Callable[[str], bool],
+    has_any_idle: Callable[[str], bool],
+    rng: random.Random,
+    *,
+    spill: bool = True,
+    has_headroom: Callable[[str], bool] = lambda _r: True,
+) -> tuple[str | None, str]:
+    """The region for one request, and which rule chose it. In order:
+
+    1. "local": the source region, when it has an idle worker (no transit, nothing crosses regions);
+    2. "table": the routing table's other targets for this source, by their fractions, among those with
+       an idle worker;
+    3. "ring": the nearest ring with an idle worker (the allowed regions are all full right now);
+    4. "optimistic": every idle worker is already claimed by a request in transit; rejecting would fail
+       for certain, so go to the nearest region with any idle worker, which may still be free on arrival.
+
+    `has_idle` counts in-transit claims; `has_any_idle` does not. Rules 3 and 4 only go to regions with
+    planned headroom (`has_headroom`, from the routing table): when every region is over its target
+    (global overload), moving requests between full regions only adds transit time during which the
+    claimed worker sits idle. With `spill=False` (the local-only baseline) only rule 1 applies."""
+    if has_idle(source):
+        return source, "local"
+    if not spill:
+        return None, ""
+    target = choose_target({r: f for r, f in fractions.items() if r != source}, has_idle, rng)
+    if target is not None:
+        return target, "table"
+    target = nearest_idle(source, regions, rtt_ms, ring_radii_ms, lambda r: has_headroom(r) and has_idle(r), rng)
+    if target is not None:
+        return target, "ring"
+    if has_any_idle(source):
+        return source, "optimistic"
+    target = nearest_idle(source, regions, rtt_ms, ring_radii_ms, lambda r: has_headroom(r) and has_any_idle(r), rng)
+    return (target, "optimistic") if target is not None else (None, "")
+
+
 def power_of_two(candidates: Sequence[T], load: Callable[[T], float], rng: random.Random) -> T | None:
     """Pick two candidates at random and return the one with the lower load (ties: the first drawn)."""
     if not candidates:

@@ -80,8 +80,8 @@ class _Base:
         self.clock = clock
         self.headers = {"Authorization": f"Bearer {api_key}", "X-Region": region}
 
-    def _request_headers(self, key: str) -> dict[str, str]:
-        return {**self.headers, "Idempotency-Key": key}
+    def _request_headers(self, key: str, attempt: int) -> dict[str, str]:
+        return {**self.headers, "Idempotency-Key": key, "X-Framefleet-Attempt": str(attempt)}
 
     @staticmethod
     def _parse(response: httpx.Response | None) -> tuple[int | None, dict[str, Any], Mapping[str, str]]:
@@ -117,13 +117,14 @@ class FramefleetClient(_Base):
         t0 = self.clock()
         if not interactive:
             time.sleep(schedule_delay(self.policy, self.rng))
-        self.budget.record_request(self.clock())
+        if self.budget is not None:
+            self.budget.record_request(self.clock())
         attempt, delay = 0, 0.0
         while True:
             attempt += 1
             try:
                 resp: httpx.Response | None = self.http.post(
-                    f"{self.url}/v1/{task}", json=payload, headers=self._request_headers(key)
+                    f"{self.url}/v1/{task}", json=payload, headers=self._request_headers(key, attempt)
                 )
             except httpx.HTTPError:
                 resp = None
@@ -174,13 +175,14 @@ class AsyncFramefleetClient(_Base):
         t0 = self.clock()
         if not interactive:
             await asyncio.sleep(schedule_delay(self.policy, self.rng))
-        self.budget.record_request(self.clock())
+        if self.budget is not None:
+            self.budget.record_request(self.clock())
         attempt, delay = 0, 0.0
         while True:
             attempt += 1
             try:
                 resp: httpx.Response | None = await self.http.post(
-                    f"{self.url}/v1/{task}", json=payload, headers=self._request_headers(key)
+                    f"{self.url}/v1/{task}", json=payload, headers=self._request_headers(key, attempt)
                 )
             except httpx.HTTPError:
                 resp = None

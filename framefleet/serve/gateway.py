@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from framefleet.errors import FramefleetError
-from framefleet.serve.balance import RateMeter, choose_target, nearest_idle, power_of_two
+from framefleet.serve.balance import RateMeter, pick_region, power_of_two
 from framefleet.serve.config import FleetConfig
 from framefleet.serve.traffic import RegionReport, RoutingTable, TrafficManager
 from framefleet.store import Store
@@ -77,6 +77,12 @@ class FleetState:
         idle = sum(w.idle() for w in self.workers.get(region, ()))
         return idle > self.incoming.get(region, 0)
 
+    def has_headroom(self, region: str) -> bool:
+        return self.manager.table.has_headroom(region) if self.manager.table is not None else True
+
+    def has_any_idle(self, region: str) -> bool:
+        return any(w.idle() for w in self.workers.get(region, ()))
+
     def reports(self) -> list[RegionReport]:
         return [
             RegionReport(
@@ -102,8 +108,11 @@ class _Metrics:
             "framefleet_gateway_requests", "Requests by outcome", ["source", "target", "outcome"], registry=r
         )
         self.rejections = Counter("framefleet_gateway_rejections", "Rejections by reason", ["reason"], registry=r)
-        self.instant_spills = Counter(
-            "framefleet_gateway_instant_spills", "Sent to the nearest idle ring: allowed regions were full", registry=r
+        self.choices = Counter(
+            "framefleet_gateway_region_choices",
+            "How the target region was chosen (balance.pick_region)",
+            ["rule"],
+            registry=r,
         )
         self.second_tries = Counter("framefleet_gateway_second_tries", "Immediate in-region second tries", registry=r)
         self.latency = Histogram(
@@ -255,7 +264,11 @@ def create_gateway_app(
         except (ValueError, UnicodeDecodeError) as e:
             return _error(400, "InputError", "malformed_json", f"request body is not valid JSON: {e}")
         key = request.headers.get("idempotency-key")
-        if key and store is not None:
+        attempt = request.headers.get("x-framefleet-attempt", "")
+        # A first attempt cannot have a stored result; looking it up would put a database round trip on
+        # every request's path. Retries (and callers that do not say) do look, which also covers a retry
+        # that lands on a restarted gateway.
+        if key and store is not None and attempt != "1":
             done = await asyncio.to_thread(store.find_result, tenant, key)
             if done is not None:
                 return JSONResponse({**done.result, "cached": True})
@@ -278,13 +291,21 @@ def create_gateway_app(
     async def _dispatch(
         request: Request, task: str, body: bytes, source: str, tenant: str, key: str | None, t0: float
     ) -> JSONResponse:
-        target = choose_target(state.fractions(source), state.has_idle, rng)
-        if target is None and policy == "traffic":
-            target = nearest_idle(source, config.region_names, config.rtt_ms, config.traffic.ring_radii_ms,
-                                  state.has_idle, rng)  # fmt: skip
-            if target is not None:
-                metrics.instant_spills.inc()
-        if target is None:
+        target, rule = pick_region(
+            source,
+            state.fractions(source),
+            config.region_names,
+            config.rtt_ms,
+            config.traffic.ring_radii_ms,
+            state.has_idle,
+            state.has_any_idle,
+            rng,
+            spill=policy == "traffic",
+            has_headroom=state.has_headroom,
+        )
+        if target is not None:
+            metrics.choices.labels(rule).inc()
+        else:
             metrics.rejections.labels("busy").inc()
             metrics.requests.labels(source, "none", "busy").inc()
             return _error(

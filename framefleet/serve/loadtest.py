@@ -41,6 +41,8 @@ class Sample:
     latency_s: float
     served_region: str | None
     reason: str = ""
+    t_done: float = 0.0  # seconds since the start, when the last attempt ended
+    launch_lag_s: float = 0.0  # how late the open loop launched it (a busy load generator shows here)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class LoadReport:
     cross_region_share: float
     duration_s: float
     per_region: dict[str, dict[str, float]] = field(default_factory=dict)
+    launch_lag_ms_p99: float = 0.0
     failure_reasons: dict[str, int] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list, repr=False)
 
@@ -118,9 +121,11 @@ async def run_load(url: str, config: FleetConfig, *, rate: float, duration_s: fl
     start = time.monotonic()
 
     async def one(t_arrival: float, region: str) -> None:
+        lag = time.monotonic() - start - t_arrival
         res: Result = await clients[region].run("synthetic", {"t": round(t_arrival, 4)})
         served = res.body.get("region") if res.ok else None
-        samples.append(Sample(region, t_arrival, res.ok, res.attempts, res.latency_s, served, res.reason))
+        done = time.monotonic() - start
+        samples.append(Sample(region, t_arrival, res.ok, res.attempts, res.latency_s, served, res.reason, done, lag))
         if progress is not None:
             progress()
 
@@ -153,7 +158,12 @@ def summarize(samples: list[Sample], config: FleetConfig, duration_s: float, off
     return LoadReport(
         requests=len(samples), succeeded=len(ok),
         success_rate=round(len(ok) / len(samples), 4) if samples else 1.0,
-        goodput_rps=round(len(ok) / duration_s, 2), capacity_rps=round(config.capacity_rps, 2),
+        # Successes per second of the time actually taken: requests that finish after the arrival window
+        # must not inflate goodput above what the fleet really served.
+        goodput_rps=round(len(ok) / max(duration_s, max((s.t_done for s in samples), default=0.0)), 2),
+        launch_lag_ms_p99=round(sorted(s.launch_lag_s for s in samples)[int(0.99 * (len(samples) - 1))] * 1000, 1)
+        if samples
+        else 0.0, capacity_rps=round(config.capacity_rps, 2),
         offered_rps=round(offered_rps, 2),
         attempts_per_request=round(statistics.fmean(s.attempts for s in samples), 3) if samples else 0.0,
         latency_ms={"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},

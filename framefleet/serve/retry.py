@@ -21,7 +21,6 @@ Defaults follow the published practice (see ../shared/ANCHORS.md):
 from __future__ import annotations
 
 import enum
-import math
 import random
 from dataclasses import dataclass, field
 
@@ -49,9 +48,9 @@ class RetryPolicy:
     cap_s: float = 2.0
     multiplier: float = 2.0
     jitter: Jitter = Jitter.FULL
-    budget_ratio: float = 0.1  # retries may be at most this fraction of requests in the window
+    budget_ratio: float | None = 0.1  # retries ≤ this fraction of requests in the window; None: no budget
     budget_window_s: float = 10.0
-    budget_min_retries: int = 3  # per window, so a client with little traffic can still retry
+    budget_min_retries: int = 1  # per window, so a client with little traffic can still retry once
     schedule_jitter_s: float = 0.0  # max random delay before the first attempt (non-interactive work)
 
     def __post_init__(self) -> None:
@@ -59,7 +58,7 @@ class RetryPolicy:
             raise ValueError(f"max_attempts must be ≥ 1, got {self.max_attempts}")
         if self.base_s < 0 or self.cap_s < self.base_s or self.multiplier < 1:
             raise ValueError("backoff needs 0 ≤ base_s ≤ cap_s and multiplier ≥ 1")
-        if not self.budget_ratio >= 0 or self.budget_window_s <= 0:
+        if (self.budget_ratio is not None and self.budget_ratio < 0) or self.budget_window_s <= 0:
             raise ValueError("budget_ratio must be ≥ 0 and budget_window_s > 0")
         if self.schedule_jitter_s < 0:
             raise ValueError("schedule_jitter_s must be ≥ 0")
@@ -67,7 +66,7 @@ class RetryPolicy:
     @classmethod
     def naive(cls) -> RetryPolicy:
         """Immediate retries, no jitter, no budget: the baseline every benchmark compares against."""
-        return cls(base_s=0.0, cap_s=0.0, jitter=Jitter.NONE, budget_ratio=math.inf, budget_min_retries=0)
+        return cls(base_s=0.0, cap_s=0.0, jitter=Jitter.NONE, budget_ratio=None, budget_min_retries=0)
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random, previous_delay: float = 0.0) -> float:
@@ -100,7 +99,9 @@ class RetryBudget:
     _meter: RateMeter = field(init=False, repr=False)
 
     @classmethod
-    def for_policy(cls, policy: RetryPolicy) -> RetryBudget:
+    def for_policy(cls, policy: RetryPolicy) -> RetryBudget | None:
+        if policy.budget_ratio is None:
+            return None
         return cls(policy.budget_ratio, policy.budget_window_s, policy.budget_min_retries)
 
     def __post_init__(self) -> None:

@@ -45,6 +45,10 @@ class RoutingTable:
     routes: Mapping[str, tuple[tuple[str, float], ...]]  # source -> ((target, fraction), ...), local first
     planned_load_rps: Mapping[str, float] = field(default_factory=dict)  # target -> rps it will receive
     spilling: frozenset[str] = frozenset()
+    headroom_rps: Mapping[str, float] = field(default_factory=dict)  # target load − planned load, ≥ 0
+
+    def has_headroom(self, region: str) -> bool:
+        return self.headroom_rps.get(region, 0.0) > _EPS
 
     def fractions(self, source: str) -> dict[str, float]:
         return dict(self.routes.get(source, ((source, 1.0),)))
@@ -183,10 +187,12 @@ class TrafficManager:
         spilling = self.table.spilling if self.table is not None else frozenset()
         flows, load, now_spilling = plan_routes(reports, demand_rps, self.distance_ms, self.config, spilling)
         routes = _as_routes(flows)
+        target = {r.region: self.config.target_utilization * r.capacity_rps for r in reports}
+        headroom = {r: max(0.0, target[r] - load.get(r, 0.0)) for r in target}
         if self.table is not None and _moved(self.table, routes) <= self.config.min_change:
             # Not worth a new version; keep the old fractions but restart the period.
-            self.table = RoutingTable(self.table.version, now, self.table.routes, load, now_spilling)
+            self.table = RoutingTable(self.table.version, now, self.table.routes, load, now_spilling, headroom)
             return self.table
         version = self.table.version + 1 if self.table is not None else 1
-        self.table = RoutingTable(version, now, routes, load, now_spilling)
+        self.table = RoutingTable(version, now, routes, load, now_spilling, headroom)
         return self.table
