@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from framefleet.config import Settings, parse_ladder
-from framefleet.errors import FramefleetError
+from framefleet.errors import FramefleetError, InputError
 from framefleet.media.encode import ENCODERS, EncodeSettings
 from framefleet.media.ladder import Rung
 from framefleet.store import Store
@@ -195,6 +195,91 @@ def encode(
             "skipped_rungs": result.skipped_rungs,
         }
         _emit(payload, as_json, lambda: out.print(variants_table(a, result.seconds)))
+
+    _run(as_json, body)
+
+
+@app.command()
+def serve(
+    regions: Annotated[str, typer.Option("--regions", help="Fleet TOML (see examples/regions-3.toml).")],
+    policy: Annotated[str, typer.Option(help="traffic | local-only")] = "traffic",
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a local multi-region fleet: gateway + one worker process per slot, until Ctrl-C."""
+    import time
+    from pathlib import Path
+
+    from framefleet.fleet.local import LocalFleet
+
+    def body() -> None:
+        if policy not in ("traffic", "local-only"):
+            raise InputError(f"--policy {policy!r}: use 'traffic' or 'local-only'")
+        with LocalFleet(Path(regions), policy=policy) as fleet:
+            info = {"gateway": fleet.url, "policy": policy,
+                    "workers": {r: [p.url for p in ps] for r, ps in fleet.workers.items()}}  # fmt: skip
+            _emit(info, as_json, lambda: out.print(f"gateway {fleet.url} ({policy}); workers: {info['workers']}"))
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+
+    _run(as_json, body)
+
+
+@app.command()
+def loadtest(
+    regions: Annotated[str, typer.Option("--regions", help="Fleet TOML: regions, capacities, RTTs.")],
+    rate: Annotated[float, typer.Option(help="Total offered requests/s, split by region capacity.")],
+    duration: Annotated[float, typer.Option(help="Seconds of arrivals.")] = 30.0,
+    skew: Annotated[list[str] | None, typer.Option(help="region=factor: multiply one region's rate.")] = None,
+    policy: Annotated[str | None, typer.Option(help="traffic | local-only (only when starting the fleet).")] = None,
+    retry: Annotated[str, typer.Option(help="jittered (budgeted, full jitter) | naive (immediate).")] = "jittered",
+    url: Annotated[str | None, typer.Option(help="An already running gateway; default: start a local fleet.")] = None,
+    api_key: Annotated[str, typer.Option(help="API key for the gateway.")] = "dev-key",
+    seed: Annotated[int, typer.Option(help="Seed for arrivals and jitter.")] = 0,
+    plot: Annotated[str | None, typer.Option(help="Write a PNG of success rate and per-region load.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open-loop Poisson load through the real client; report success, goodput, attempts, latency."""
+    import asyncio
+    from contextlib import nullcontext
+    from pathlib import Path
+
+    from framefleet.fleet.local import LocalFleet
+    from framefleet.serve.config import load_fleet
+    from framefleet.serve.loadtest import parse_skew, plot_report, run_load
+
+    def body() -> None:
+        config = load_fleet(regions)
+        sk = parse_skew(skew, config.region_names)
+        if duration <= 0:
+            raise InputError(f"--duration must be positive, got {duration}")
+        if url is not None and policy is not None:
+            raise InputError("--policy applies only when loadtest starts the fleet; the gateway at --url has its own")
+        if (policy or "traffic") not in ("traffic", "local-only"):
+            raise InputError(f"--policy {policy!r}: use 'traffic' or 'local-only'")
+        fleet = LocalFleet(Path(regions), policy=policy or "traffic", seed=seed) if url is None else None
+        with fleet if fleet is not None else nullcontext():
+            target = url or (fleet.url if fleet is not None else "")
+            report = asyncio.run(
+                run_load(
+                    target, config, rate=rate, duration_s=duration, skew=sk, retry=retry, api_key=api_key, seed=seed
+                )
+            )
+        if plot:
+            plot_report(report, config, plot, f"{policy or 'traffic'} / {retry}: offered {report.offered_rps} rps")
+        payload = report.to_dict() | {"policy": policy or "traffic", "retry": retry}
+
+        def render() -> None:
+            t = Table(title="load test", title_justify="left")
+            t.add_column("metric")
+            t.add_column("value", justify="right")
+            for k in ("requests", "succeeded", "success_rate", "goodput_rps", "capacity_rps", "offered_rps",
+                      "attempts_per_request", "cross_region_share", "launch_lag_ms_p99"):  # fmt: skip
+                t.add_row(k, str(payload[k]))
+            t.add_row("latency_ms p50/p95/p99", "/".join(str(v) for v in payload["latency_ms"].values()))
+            out.print(t)
+
+        _emit(payload, as_json, render)
 
     _run(as_json, body)
 
