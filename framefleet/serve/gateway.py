@@ -238,7 +238,6 @@ def create_gateway_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @app.post("/v1/{task}")
     async def run_task(task: str, request: Request) -> JSONResponse:
         t0 = clock()
         tenant = _tenant(request)
@@ -246,6 +245,23 @@ def create_gateway_app(
             return _error(
                 401, "Unauthorized", "bad_key", "missing or unknown API key; send Authorization: Bearer <key>"
             )
+        # Checked before the body is read: a tenant flooding the gateway is shed at the lowest cost.
+        if state.tenant_inflight.get(tenant, 0) >= config.gateway.tenant_max_inflight:
+            metrics.rejections.labels("tenant_limit").inc()
+            return _error(
+                429,
+                "Busy",
+                "tenant_limit",
+                f"tenant {tenant!r} has too many requests in flight",
+                retry_after=config.gateway.retry_after_s,
+            )
+        state.tenant_inflight[tenant] = state.tenant_inflight.get(tenant, 0) + 1
+        try:
+            return await _admitted(task, request, tenant, t0)
+        finally:
+            state.tenant_inflight[tenant] -= 1
+
+    async def _admitted(task: str, request: Request, tenant: str, t0: float) -> JSONResponse:
         source = request.headers.get("x-region", "")
         if source not in workers:
             return _error(
@@ -272,21 +288,8 @@ def create_gateway_app(
             done = await asyncio.to_thread(store.find_result, tenant, key)
             if done is not None:
                 return JSONResponse({**done.result, "cached": True})
-        if state.tenant_inflight.get(tenant, 0) >= config.gateway.tenant_max_inflight:
-            metrics.rejections.labels("tenant_limit").inc()
-            return _error(
-                429,
-                "Busy",
-                "tenant_limit",
-                f"tenant {tenant!r} has too many requests in flight",
-                retry_after=config.gateway.retry_after_s,
-            )
         state.demand.record(source, t0)
-        state.tenant_inflight[tenant] = state.tenant_inflight.get(tenant, 0) + 1
-        try:
-            return await _dispatch(request, task, body, source, tenant, key, t0)
-        finally:
-            state.tenant_inflight[tenant] -= 1
+        return await _dispatch(request, task, body, source, tenant, key, t0)
 
     async def _dispatch(
         request: Request, task: str, body: bytes, source: str, tenant: str, key: str | None, t0: float
@@ -462,6 +465,8 @@ def create_gateway_app(
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(metrics.registry).decode(), media_type="text/plain; version=0.0.4")
 
+    # Registered last: routes match in order, and /v1/{task} would otherwise swallow /v1/assets.
+    app.post("/v1/{task}")(run_task)
     return app
 
 
