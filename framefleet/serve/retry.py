@@ -50,7 +50,7 @@ class RetryPolicy:
     jitter: Jitter = Jitter.FULL
     budget_ratio: float | None = 0.1  # retries ≤ this fraction of requests in the window; None: no budget
     budget_window_s: float = 10.0
-    budget_min_retries: int = 1  # per window, so a client with little traffic can still retry once
+    budget_min_retries: int = 2  # per window: a quiet client can still use all 3 attempts of one request
     schedule_jitter_s: float = 0.0  # max random delay before the first attempt (non-interactive work)
 
     def __post_init__(self) -> None:
