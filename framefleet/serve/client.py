@@ -83,6 +83,32 @@ class _Base:
     def _request_headers(self, key: str, attempt: int) -> dict[str, str]:
         return {**self.headers, "Idempotency-Key": key, "X-Framefleet-Attempt": str(attempt)}
 
+    def _start(self) -> float:
+        if self.budget is not None:
+            self.budget.record_request(self.clock())
+        return self.clock()
+
+    def _after_attempt(
+        self, resp: httpx.Response | None, attempt: int, previous_delay: float, t0: float
+    ) -> tuple[Result | None, float]:
+        """The decision after one attempt, shared by the sync and async twins: (final result, None) when
+        done, else (None, seconds to wait before the next attempt)."""
+        status, body, headers = self._parse(resp)
+        outcome = classify(status, body, headers)
+        d = decide(
+            self.policy,
+            self.budget,
+            attempt=attempt,
+            outcome=outcome,
+            now=self.clock(),
+            rng=self.rng,
+            retry_after_s=_retry_after(headers),
+            previous_delay=previous_delay,
+        )
+        if not d.retry:
+            return Result(outcome is Outcome.OK, attempt, status, body, d.reason, self.clock() - t0), 0.0
+        return None, d.delay
+
     @staticmethod
     def _parse(response: httpx.Response | None) -> tuple[int | None, dict[str, Any], Mapping[str, str]]:
         if response is None:
@@ -114,11 +140,9 @@ class FramefleetClient(_Base):
         self, task: str, payload: dict[str, Any], *, interactive: bool = True, idempotency_key: str | None = None
     ) -> Result:
         key = idempotency_key or secrets.token_hex(16)
-        t0 = self.clock()
         if not interactive:
             time.sleep(schedule_delay(self.policy, self.rng))
-        if self.budget is not None:
-            self.budget.record_request(self.clock())
+        t0 = self._start()
         attempt, delay = 0, 0.0
         while True:
             attempt += 1
@@ -128,21 +152,9 @@ class FramefleetClient(_Base):
                 )
             except httpx.HTTPError:
                 resp = None
-            status, body, headers = self._parse(resp)
-            outcome = classify(status, body, headers)
-            d = decide(
-                self.policy,
-                self.budget,
-                attempt=attempt,
-                outcome=outcome,
-                now=self.clock(),
-                rng=self.rng,
-                retry_after_s=_retry_after(headers),
-                previous_delay=delay,
-            )
-            if not d.retry:
-                return Result(outcome is Outcome.OK, attempt, status, body, d.reason, self.clock() - t0)
-            delay = d.delay
+            done, delay = self._after_attempt(resp, attempt, delay, t0)
+            if done is not None:
+                return done
             time.sleep(delay)
 
     def close(self) -> None:
@@ -172,11 +184,9 @@ class AsyncFramefleetClient(_Base):
         self, task: str, payload: dict[str, Any], *, interactive: bool = True, idempotency_key: str | None = None
     ) -> Result:
         key = idempotency_key or secrets.token_hex(16)
-        t0 = self.clock()
         if not interactive:
             await asyncio.sleep(schedule_delay(self.policy, self.rng))
-        if self.budget is not None:
-            self.budget.record_request(self.clock())
+        t0 = self._start()
         attempt, delay = 0, 0.0
         while True:
             attempt += 1
@@ -186,21 +196,9 @@ class AsyncFramefleetClient(_Base):
                 )
             except httpx.HTTPError:
                 resp = None
-            status, body, headers = self._parse(resp)
-            outcome = classify(status, body, headers)
-            d = decide(
-                self.policy,
-                self.budget,
-                attempt=attempt,
-                outcome=outcome,
-                now=self.clock(),
-                rng=self.rng,
-                retry_after_s=_retry_after(headers),
-                previous_delay=delay,
-            )
-            if not d.retry:
-                return Result(outcome is Outcome.OK, attempt, status, body, d.reason, self.clock() - t0)
-            delay = d.delay
+            done, delay = self._after_attempt(resp, attempt, delay, t0)
+            if done is not None:
+                return done
             await asyncio.sleep(delay)
 
     async def aclose(self) -> None:
