@@ -21,16 +21,7 @@ def _asset(sha: str = "a" * 64, tenant: str = "local") -> Asset:
 
 
 def _variant(asset_id: str | None, producer: Producer, name: str = "v") -> Variant:
-    return Variant(
-        asset_id=asset_id,
-        name=name,
-        producer_model=producer.model,
-        producer_version=producer.version,
-        params_hash=producer.params_hash,
-        params=producer.params,
-        metrics={},
-        status="ready",
-    )
+    return Variant(asset_id=asset_id, name=name, **producer.variant_columns(), metrics={}, status="ready")
 
 
 def test_migrations_match_models(store: Store) -> None:

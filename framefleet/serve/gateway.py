@@ -40,7 +40,6 @@ from framefleet.store import Store
 from framefleet.store.views import asset_dict
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
-RETRYABLE_REASONS = {"busy", "no_capacity", "worker_failed", "tenant_limit"}
 
 
 @dataclass
@@ -215,6 +214,22 @@ def create_gateway_app(
             for t in config.region_names:
                 metrics.fraction.labels(s, t).set(dict(pairs).get(t, 0.0))
 
+    def _guard(request: Request, *, need_store: bool = False) -> str | JSONResponse:
+        """The caller's tenant, or the error response (401 unknown key, 503 no store) to return instead."""
+        tenant = _tenant(request)
+        if tenant is None:
+            return _error(
+                401, "Unauthorized", "bad_key", "missing or unknown API key; send Authorization: Bearer <key>"
+            )
+        if need_store and store is None:
+            return _error(503, "Unavailable", "no_store", "this gateway has no store")
+        return tenant
+
+    def _busy(source: str, target: str, message: str) -> JSONResponse:
+        metrics.rejections.labels("busy").inc()
+        metrics.requests.labels(source, target, "busy").inc()
+        return _error(503, "Busy", "busy", message, retry_after=config.gateway.retry_after_s)
+
     def _tenant(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
         key = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else request.headers.get("x-api-key")
@@ -240,11 +255,9 @@ def create_gateway_app(
 
     async def run_task(task: str, request: Request) -> JSONResponse:
         t0 = clock()
-        tenant = _tenant(request)
-        if tenant is None:
-            return _error(
-                401, "Unauthorized", "bad_key", "missing or unknown API key; send Authorization: Bearer <key>"
-            )
+        tenant = _guard(request)
+        if isinstance(tenant, JSONResponse):
+            return tenant
         # Checked before the body is read: a tenant flooding the gateway is shed at the lowest cost.
         if state.tenant_inflight.get(tenant, 0) >= config.gateway.tenant_max_inflight:
             metrics.rejections.labels("tenant_limit").inc()
@@ -309,15 +322,7 @@ def create_gateway_app(
         if target is not None:
             metrics.choices.labels(rule).inc()
         else:
-            metrics.rejections.labels("busy").inc()
-            metrics.requests.labels(source, "none", "busy").inc()
-            return _error(
-                503,
-                "Busy",
-                "busy",
-                "no idle worker in the regions this request may use; retry later",
-                retry_after=config.gateway.retry_after_s,
-            )
+            return _busy(source, "none", "no idle worker in the regions this request may use; retry later")
         one_way = config.rtt_ms[source][target] / 2000.0
         if one_way:
             state.incoming[target] = state.incoming.get(target, 0) + 1
@@ -379,21 +384,13 @@ def create_gateway_app(
             metrics.latency.labels(source).observe(clock() - t0)
             metrics.served(cross=target != source)
             return JSONResponse(out)
-        metrics.rejections.labels("busy").inc()
-        metrics.requests.labels(source, target, "busy").inc()
-        return _error(
-            503,
-            "Busy",
-            "busy",
-            f"every worker in {target} is busy; retry later",
-            retry_after=config.gateway.retry_after_s,
-        )
+        return _busy(source, target, f"every worker in {target} is busy; retry later")
 
     @app.get("/v1/results/{key}")
     async def get_result(key: str, request: Request) -> JSONResponse:
-        tenant = _tenant(request)
-        if tenant is None:
-            return _error(401, "Unauthorized", "bad_key", "missing or unknown API key")
+        tenant = _guard(request)
+        if isinstance(tenant, JSONResponse):
+            return tenant
         done = await asyncio.to_thread(store.find_result, tenant, key) if store is not None else None
         if done is None:
             return _error(404, "NotFound", "not_found", f"no result {key!r} for this tenant")
@@ -401,11 +398,10 @@ def create_gateway_app(
 
     @app.post("/v1/assets")
     async def upload(request: Request, filename: str = "upload.bin") -> JSONResponse:
-        tenant = _tenant(request)
-        if tenant is None:
-            return _error(401, "Unauthorized", "bad_key", "missing or unknown API key")
-        if store is None:
-            return _error(503, "Unavailable", "no_store", "this gateway has no store")
+        tenant = _guard(request, need_store=True)
+        if isinstance(tenant, JSONResponse):
+            return tenant
+        assert store is not None  # _guard(need_store=True) answered 503 otherwise
         body = await _read_body(request)
         if isinstance(body, JSONResponse):
             return body
@@ -424,11 +420,10 @@ def create_gateway_app(
 
     @app.get("/v1/assets/{asset_id}")
     async def get_asset(asset_id: str, request: Request) -> JSONResponse:
-        tenant = _tenant(request)
-        if tenant is None:
-            return _error(401, "Unauthorized", "bad_key", "missing or unknown API key")
-        if store is None:
-            return _error(503, "Unavailable", "no_store", "this gateway has no store")
+        tenant = _guard(request, need_store=True)
+        if isinstance(tenant, JSONResponse):
+            return tenant
+        assert store is not None  # _guard(need_store=True) answered 503 otherwise
         try:
             asset = await asyncio.to_thread(store.get_asset, asset_id, tenant)
         except FramefleetError as e:  # another tenant's asset is indistinguishable from a missing one

@@ -63,8 +63,7 @@ class LoadReport:
     samples: list[Sample] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "samples"}
-        return d
+        return {k: v for k, v in self.__dict__.items() if k != "samples"}
 
 
 def parse_skew(items: list[str] | None, regions: list[str]) -> dict[str, float]:

@@ -46,6 +46,15 @@ class Producer:
         canonical = json.dumps(self.params, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def variant_columns(self) -> dict[str, Any]:
+        """The Variant columns that identify this producer: `Variant(**producer.variant_columns(), ...)`."""
+        return {
+            "producer_model": self.model,
+            "producer_version": self.version,
+            "params_hash": self.params_hash,
+            "params": self.params,
+        }
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()

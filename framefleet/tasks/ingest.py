@@ -32,10 +32,7 @@ def _original_variant(info: MediaInfo, key: str, sha: str, size: int) -> Variant
     return Variant(
         name=ORIGINAL,
         parent_id=None,
-        producer_model=producer.model,
-        producer_version=producer.version,
-        params_hash=producer.params_hash,
-        params=producer.params,
+        **producer.variant_columns(),
         blob_key=key,
         container=info.container,
         video_codec=v.codec if v else (info.image.format.lower() if info.image else None),
