@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,6 +30,9 @@ from framefleet.media.encode import ENCODERS, EncodeSettings
 from framefleet.media.ladder import Rung
 from framefleet.store import Store
 from framefleet.store.views import asset_dict
+
+if TYPE_CHECKING:
+    from framefleet.fleet.local import LocalFleet
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -199,22 +202,41 @@ def encode(
     _run(as_json, body)
 
 
-@app.command()
-def serve(
-    regions: Annotated[str, typer.Option("--regions", help="Fleet TOML (see examples/regions-3.toml).")],
-    policy: Annotated[str, typer.Option(help="traffic | local-only")] = "traffic",
-    as_json: JsonOpt = False,
-) -> None:
-    """Start a local multi-region fleet: gateway + one worker process per slot, until Ctrl-C."""
-    import time
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="host:port of a Ray head: workers become Ray actors placed by node label framefleet.io/region."),
+]
+
+
+def make_fleet(regions: str, policy: str, seed: int | None, ray_address: str | None) -> LocalFleet:
     from pathlib import Path
 
     from framefleet.fleet.local import LocalFleet
 
+    if ray_address is None:
+        return LocalFleet(Path(regions), policy=policy, seed=seed)
+    from framefleet.fleet.ray_fleet import RayFleet
+
+    return RayFleet(Path(regions), policy=policy, seed=seed, address=ray_address)
+
+
+@app.command()
+def serve(
+    regions: Annotated[str, typer.Option("--regions", help="Fleet TOML (see examples/regions-3.toml).")],
+    policy: Annotated[str, typer.Option(help="traffic | local-only")] = "traffic",
+    ray_address: RayAddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a multi-region fleet (gateway + one worker per slot) until Ctrl-C: local processes, or Ray actors.
+
+    framefleet serve --regions examples/regions-3.toml [--ray-address 127.0.0.1:6390]
+    """
+    import time
+
     def body() -> None:
         if policy not in ("traffic", "local-only"):
             raise InputError(f"--policy {policy!r}: use 'traffic' or 'local-only'")
-        with LocalFleet(Path(regions), policy=policy) as fleet:
+        with make_fleet(regions, policy, None, ray_address) as fleet:
             info = {"gateway": fleet.url, "policy": policy,
                     "workers": {r: [p.url for p in ps] for r, ps in fleet.workers.items()}}  # fmt: skip
             _emit(info, as_json, lambda: out.print(f"gateway {fleet.url} ({policy}); workers: {info['workers']}"))
@@ -234,6 +256,7 @@ def loadtest(
     policy: Annotated[str | None, typer.Option(help="traffic | local-only (only when starting the fleet).")] = None,
     retry: Annotated[str, typer.Option(help="jittered (budgeted, full jitter) | naive (immediate).")] = "jittered",
     url: Annotated[str | None, typer.Option(help="An already running gateway; default: start a local fleet.")] = None,
+    ray_address: RayAddressOpt = None,
     api_key: Annotated[str, typer.Option(help="API key for the gateway.")] = "dev-key",
     seed: Annotated[int, typer.Option(help="Seed for arrivals and jitter.")] = 0,
     plot: Annotated[str | None, typer.Option(help="Write a PNG of success rate and per-region load.")] = None,
@@ -242,9 +265,7 @@ def loadtest(
     """Open-loop Poisson load through the real client; report success, goodput, attempts, latency."""
     import asyncio
     from contextlib import nullcontext
-    from pathlib import Path
 
-    from framefleet.fleet.local import LocalFleet
     from framefleet.serve.config import load_fleet
     from framefleet.serve.loadtest import parse_skew, plot_report, run_load
 
@@ -253,11 +274,13 @@ def loadtest(
         sk = parse_skew(skew, config.region_names)
         if duration <= 0:
             raise InputError(f"--duration must be positive, got {duration}")
-        if url is not None and policy is not None:
-            raise InputError("--policy applies only when loadtest starts the fleet; the gateway at --url has its own")
+        if url is not None and (policy is not None or ray_address is not None):
+            raise InputError(
+                "--policy and --ray-address apply only when loadtest starts the fleet; the gateway at --url has its own"
+            )
         if (policy or "traffic") not in ("traffic", "local-only"):
             raise InputError(f"--policy {policy!r}: use 'traffic' or 'local-only'")
-        fleet = LocalFleet(Path(regions), policy=policy or "traffic", seed=seed) if url is None else None
+        fleet = make_fleet(regions, policy or "traffic", seed, ray_address) if url is None else None
         with fleet if fleet is not None else nullcontext():
             target = url or (fleet.url if fleet is not None else "")
             report = asyncio.run(

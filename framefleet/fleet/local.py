@@ -55,7 +55,7 @@ class LocalFleet:
     policy: str = "traffic"
     seed: int | None = None
     store: bool = True
-    workers: dict[str, list[_Proc]] = field(default_factory=dict)
+    workers: dict[str, list[Any]] = field(default_factory=dict)  # region -> handles with .name and .url
     gateway: _Proc | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     config: FleetConfig = field(init=False)
@@ -71,6 +71,17 @@ class LocalFleet:
 
     def start(self, timeout_s: float = 60.0) -> LocalFleet:
         self._tmp = tempfile.TemporaryDirectory(prefix="framefleet-fleet-")
+        try:
+            self._start_workers()
+            self._start_gateway()
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()  # never leave half a fleet running
+            raise
+        return self
+
+    def _start_workers(self) -> None:
+        """One uvicorn process per slot on loopback; subclasses place workers elsewhere (Ray actors)."""
         svc = self.config.service
         for region in self.config.regions:
             self.workers[region.name] = []
@@ -83,9 +94,12 @@ class LocalFleet:
                 proc = _Proc(f"{region.name}-{i}", port, env, _uvicorn("framefleet.serve.worker:synthetic_app", port))
                 self.workers[region.name].append(proc)
                 self._spawn(proc)
+
+    def _start_gateway(self) -> None:
+        assert self._tmp is not None
         spec = {
             "fleet_toml": str(self.fleet_toml),
-            "workers": {r: [p.url for p in ps] for r, ps in self.workers.items()},
+            "workers": {r: [w.url for w in ws] for r, ws in self.workers.items()},
             "policy": self.policy, "seed": self.seed, "store": self.store,
         }  # fmt: skip
         spec_path = Path(self._tmp.name) / "gateway.json"
@@ -94,8 +108,6 @@ class LocalFleet:
         self.gateway = _Proc("gateway", port, {"FRAMEFLEET_GATEWAY_SPEC": str(spec_path)},
                              _uvicorn("framefleet.serve.gateway:gateway_from_env", port))  # fmt: skip
         self._spawn(self.gateway)
-        self.wait_healthy(timeout_s)
-        return self
 
     def _spawn(self, proc: _Proc) -> None:
         proc.popen = subprocess.Popen(proc.args, env={**os.environ, **proc.env}, stdin=subprocess.DEVNULL,
@@ -109,7 +121,8 @@ class LocalFleet:
         with httpx.Client(timeout=1.0) as http:
             while time.monotonic() < deadline:
                 for p in procs:
-                    if p.popen is not None and p.popen.poll() is not None:
+                    popen = getattr(p, "popen", None)
+                    if popen is not None and popen.poll() is not None:
                         raise FramefleetError(f"{p.name} exited with code {p.popen.returncode} while starting")
                 try:
                     ok = all(http.get(f"{p.url}/health").status_code == 200 for p in procs)
@@ -120,10 +133,9 @@ class LocalFleet:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        self.stop()
         raise FramefleetError(f"the local fleet did not become healthy within {timeout_s:.0f} s")
 
-    def worker(self, name: str) -> _Proc:
+    def worker(self, name: str) -> Any:
         return next(p for ps in self.workers.values() for p in ps if p.name == name)
 
     def kill_worker(self, name: str) -> None:
@@ -144,7 +156,8 @@ class LocalFleet:
         self.wait_healthy(timeout_s)
 
     def stop(self) -> None:
-        procs = [p for ps in self.workers.values() for p in ps] + ([self.gateway] if self.gateway else [])
+        procs = [p for ps in self.workers.values() for p in ps if isinstance(p, _Proc)]
+        procs += [self.gateway] if self.gateway else []
         for p in procs:
             if p.popen is not None and p.popen.poll() is None:
                 p.popen.terminate()
