@@ -12,71 +12,29 @@ Every command that reports something takes `--json` and then prints exactly one 
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from framefleet._cli import JsonOpt, app, emit, err, out, run
 from framefleet.config import Settings, parse_ladder
-from framefleet.errors import FramefleetError, InputError
+from framefleet.errors import InputError
 from framefleet.media.encode import ENCODERS, EncodeSettings
 from framefleet.media.ladder import Rung
+from framefleet.serve.balance import POLICIES
 from framefleet.store import Store
 from framefleet.store.views import asset_dict
 
 if TYPE_CHECKING:
     from framefleet.fleet.local import LocalFleet
 
-app = typer.Typer(
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    help="framefleet: AI-generated and AI-enhanced video, served at scale.",
-)
 assets_app = typer.Typer(no_args_is_help=True, help="List and inspect assets.")
 app.add_typer(assets_app, name="assets")
-
-# Rich falls back to 80 columns when not on a terminal (make demo | tee log); tables need more.
-out = Console() if sys.stdout.isatty() else Console(width=150)
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-T = TypeVar("T")
-
-
-def _emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    else:
-        render()
-
-
-def _run(as_json: bool, fn: Callable[[], T]) -> T:
-    """Run a command body; turn framefleet errors into one line on stderr (+ JSON) and an exit code."""
-    try:
-        return fn()
-    except FramefleetError as e:
-        if as_json:
-            sys.stdout.write(json.dumps({"error": e.to_dict()}) + "\n")
-        sys.stderr.write(f"error: {' '.join(e.message.split())}\n")
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        raise typer.Exit(130) from None
-    except Exception as e:
-        if os.environ.get("FRAMEFLEET_DEBUG"):
-            raise
-        if as_json:
-            sys.stdout.write(json.dumps({"error": {"type": type(e).__name__, "message": str(e)}}) + "\n")
-        first = (str(e).strip().splitlines() or [""])[0]
-        sys.stderr.write(f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n")
-        raise typer.Exit(1) from None
 
 
 def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = None) -> Table:
@@ -132,9 +90,9 @@ def ingest(path: Annotated[str, typer.Argument(help="Video or image file.")], as
         store = Store.open(settings)
         result = do_ingest(path, store, settings=settings)
         a = asset_dict(result.asset)
-        _emit({"asset": a, "created": result.created}, as_json, lambda: out.print(variants_table(a)))
+        emit({"asset": a, "created": result.created}, as_json, lambda: out.print(variants_table(a)))
 
-    _run(as_json, body)
+    run(as_json, body)
 
 
 @assets_app.command("list")
@@ -150,9 +108,9 @@ def assets_list(as_json: JsonOpt = False) -> None:
                 t.add_row(a["id"], a["kind"], a["source_name"], str(len(a["variants"])), a["created_at"])
             out.print(t)
 
-        _emit({"assets": assets}, as_json, render)
+        emit({"assets": assets}, as_json, render)
 
-    _run(as_json, body)
+    run(as_json, body)
 
 
 @assets_app.command("show")
@@ -161,9 +119,9 @@ def assets_show(asset_id: str, as_json: JsonOpt = False) -> None:
 
     def body() -> None:
         a = asset_dict(Store.open().get_asset(asset_id))
-        _emit({"asset": a}, as_json, lambda: out.print(variants_table(a)))
+        emit({"asset": a}, as_json, lambda: out.print(variants_table(a)))
 
-    _run(as_json, body)
+    run(as_json, body)
 
 
 @app.command()
@@ -197,9 +155,9 @@ def encode(
             "existing": [v.id for v, c in zip(result.variants, result.created, strict=True) if not c],
             "skipped_rungs": result.skipped_rungs,
         }
-        _emit(payload, as_json, lambda: out.print(variants_table(a, result.seconds)))
+        emit(payload, as_json, lambda: out.print(variants_table(a, result.seconds)))
 
-    _run(as_json, body)
+    run(as_json, body)
 
 
 RayAddressOpt = Annotated[
@@ -223,7 +181,7 @@ def make_fleet(regions: str, policy: str, seed: int | None, ray_address: str | N
 @app.command()
 def serve(
     regions: Annotated[str, typer.Option("--regions", help="Fleet TOML (see examples/regions-3.toml).")],
-    policy: Annotated[str, typer.Option(help="traffic | local-only")] = "traffic",
+    policy: Annotated[str, typer.Option(help="traffic | local-only | global")] = "traffic",
     ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -234,17 +192,17 @@ def serve(
     import time
 
     def body() -> None:
-        if policy not in ("traffic", "local-only"):
-            raise InputError(f"--policy {policy!r}: use 'traffic' or 'local-only'")
+        if policy not in POLICIES:
+            raise InputError(f"--policy {policy!r}: use one of {', '.join(POLICIES)}")
         with make_fleet(regions, policy, None, ray_address) as fleet:
             info = {"gateway": fleet.url, "policy": policy,
                     "workers": {r: [p.url for p in ps] for r, ps in fleet.workers.items()}}  # fmt: skip
-            _emit(info, as_json, lambda: out.print(f"gateway {fleet.url} ({policy}); workers: {info['workers']}"))
+            emit(info, as_json, lambda: out.print(f"gateway {fleet.url} ({policy}); workers: {info['workers']}"))
             sys.stdout.flush()
             while True:
                 time.sleep(3600)
 
-    _run(as_json, body)
+    run(as_json, body)
 
 
 @app.command()
@@ -253,7 +211,7 @@ def loadtest(
     rate: Annotated[float, typer.Option(help="Total offered requests/s, split by region capacity.")],
     duration: Annotated[float, typer.Option(help="Seconds of arrivals.")] = 30.0,
     skew: Annotated[list[str] | None, typer.Option(help="region=factor: multiply one region's rate.")] = None,
-    policy: Annotated[str | None, typer.Option(help="traffic | local-only (only when starting the fleet).")] = None,
+    policy: Annotated[str | None, typer.Option(help="traffic | local-only | global (when starting the fleet).")] = None,
     retry: Annotated[str, typer.Option(help="jittered (budgeted, full jitter) | naive (immediate).")] = "jittered",
     url: Annotated[str | None, typer.Option(help="An already running gateway; default: start a local fleet.")] = None,
     ray_address: RayAddressOpt = None,
@@ -278,8 +236,8 @@ def loadtest(
             raise InputError(
                 "--policy and --ray-address apply only when loadtest starts the fleet; the gateway at --url has its own"
             )
-        if (policy or "traffic") not in ("traffic", "local-only"):
-            raise InputError(f"--policy {policy!r}: use 'traffic' or 'local-only'")
+        if (policy or "traffic") not in POLICIES:
+            raise InputError(f"--policy {policy!r}: use one of {', '.join(POLICIES)}")
         fleet = make_fleet(regions, policy or "traffic", seed, ray_address) if url is None else None
         with fleet if fleet is not None else nullcontext():
             target = url or (fleet.url if fleet is not None else "")
@@ -302,9 +260,9 @@ def loadtest(
             t.add_row("latency_ms p50/p95/p99", "/".join(str(v) for v in payload["latency_ms"].values()))
             out.print(t)
 
-        _emit(payload, as_json, render)
+        emit(payload, as_json, render)
 
-    _run(as_json, body)
+    run(as_json, body)
 
 
 @app.command()
@@ -312,10 +270,12 @@ def demo(as_json: JsonOpt = False) -> None:
     """The main job on embedded defaults: ingest real sample clips, build their ABR ladders, split/join."""
     from framefleet.demo import run_demo
 
-    _run(as_json, lambda: run_demo(as_json=as_json, console=out))
+    run(as_json, lambda: run_demo(as_json=as_json, console=out))
 
 
 def main() -> None:
+    import framefleet.sim.commands  # noqa: F401  (registers simulate and capacity)
+
     app()
 
 

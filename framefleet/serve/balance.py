@@ -6,6 +6,7 @@
   which matters a lot for small no-queue pools (Erlang-B: 2 workers at 1 erlang block 20%, 9 workers at
   4.5 erlangs block ~2%).
 - `nearest_idle`: when every allowed region is full at this instant, the nearest ring with an idle worker.
+- `pick_region_global`: the "global" baseline, one planet-wide pool that ignores where the caller is.
 - `power_of_two`: a worker among the believed-idle ones — two at random, the less loaded wins (the
   classic result: exponentially better than one random choice, without a global scan).
 - `RateMeter`: requests per second over a sliding window, in fixed buckets (O(1) per event).
@@ -22,6 +23,8 @@ from typing import TypeVar
 from framefleet.serve.traffic import rings
 
 T = TypeVar("T")
+
+POLICIES = ("traffic", "local-only", "global")  # how the gateway (and the simulator) picks a region
 
 
 def choose_target(fractions: Mapping[str, float], has_idle: Callable[[str], bool], rng: random.Random) -> str | None:
@@ -97,6 +100,28 @@ def pick_region(
     if has_any_idle(source):
         return source, "optimistic"
     target = nearest_idle(source, regions, rtt_ms, ring_radii_ms, lambda r: has_headroom(r) and has_any_idle(r), rng)
+    return (target, "optimistic") if target is not None else (None, "")
+
+
+def capacity_shares(slots: Mapping[str, float]) -> dict[str, float]:
+    """Each region's share of all healthy slots (the "global" policy's fractions)."""
+    total = sum(max(0.0, v) for v in slots.values())
+    return {r: max(0.0, v) / total for r, v in slots.items()} if total > 0 else {}
+
+
+def pick_region_global(
+    shares: Mapping[str, float],
+    has_idle: Callable[[str], bool],
+    has_any_idle: Callable[[str], bool],
+    rng: random.Random,
+) -> tuple[str | None, str]:
+    """The "global" baseline: any region with an idle worker, drawn in proportion to its size, wherever the
+    caller is (a global load balancer that ignores locality). Few rejections, but most requests cross
+    regions and pay the round trip."""
+    target = choose_target(shares, has_idle, rng)
+    if target is not None:
+        return target, "global"
+    target = choose_target(shares, has_any_idle, rng)
     return (target, "optimistic") if target is not None else (None, "")
 
 

@@ -82,13 +82,13 @@ class FleetConfig:
         return next(r.workers for r in self.regions if r.name == name) / self.service.mean_s
 
 
-def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
+def check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise InputError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _number(where: str, value: Any, *, minimum: float = 0.0, strict: bool = False) -> float:
+def number(where: str, value: Any, *, minimum: float = 0.0, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise InputError(f"{where}: expected a number, got {value!r}")
     if value < minimum or (strict and value == minimum):
@@ -97,7 +97,7 @@ def _number(where: str, value: Any, *, minimum: float = 0.0, strict: bool = Fals
 
 
 def parse_fleet(data: Mapping[str, Any], source: str = "fleet config") -> FleetConfig:
-    _check_keys(source, data, _TOP_KEYS)
+    check_keys(source, data, _TOP_KEYS)
     raw_regions = data.get("regions")
     if not isinstance(raw_regions, list) or not raw_regions:
         raise InputError(f"{source}: 'regions' must be a non-empty array of tables ([[regions]])")
@@ -106,7 +106,7 @@ def parse_fleet(data: Mapping[str, Any], source: str = "fleet config") -> FleetC
         where = f"{source}: regions[{i}]"
         if not isinstance(r, dict):
             raise InputError(f"{where}: expected a table")
-        _check_keys(where, r, _REGION_KEYS)
+        check_keys(where, r, _REGION_KEYS)
         name = r.get("name")
         if not isinstance(name, str) or not name:
             raise InputError(f"{where}.name: expected a non-empty string")
@@ -117,47 +117,54 @@ def parse_fleet(data: Mapping[str, Any], source: str = "fleet config") -> FleetC
             raise InputError(f"{where}.workers: expected a whole number ≥ 1, got {workers!r}")
         regions.append(Region(name, workers))
     names = [r.name for r in regions]
-    rtt = _parse_rtt(data.get("rtt_ms", {}), names, source)
+    rtt = parse_rtt(data.get("rtt_ms", {}), names, source)
     svc = data.get("service", {})
-    _check_keys(f"{source}: service", svc, _SERVICE_KEYS)
+    check_keys(f"{source}: service", svc, _SERVICE_KEYS)
     service = ServiceTime(
-        mean_s=_number(f"{source}: service.mean_ms", svc.get("mean_ms", 200), strict=True) / 1000,
-        spread_s=_number(f"{source}: service.spread_ms", svc.get("spread_ms", 50)) / 1000,
+        mean_s=number(f"{source}: service.mean_ms", svc.get("mean_ms", 200), strict=True) / 1000,
+        spread_s=number(f"{source}: service.spread_ms", svc.get("spread_ms", 50)) / 1000,
         kind=str(svc.get("kind", "uniform")),
     )
     if service.kind not in {"uniform", "exponential", "lognormal", "constant"}:
         raise InputError(f"{source}: service.kind: unknown distribution {service.kind!r}")
-    tr = data.get("traffic", {})
-    _check_keys(f"{source}: traffic", tr, _TRAFFIC_KEYS)
-    radii = [_number(f"{source}: traffic.ring_radii_ms", x) for x in tr.get("ring_radii_ms", [30, 80, 150, 300])]
-    try:
-        traffic = TrafficConfig(
-            target_utilization=_number(f"{source}: traffic.target_utilization", tr.get("target_utilization", 0.8)),
-            hysteresis=_number(f"{source}: traffic.hysteresis", tr.get("hysteresis", 0.05)),
-            period_s=_number(f"{source}: traffic.period_s", tr.get("period_s", 1.0), strict=True),
-            ring_radii_ms=(*sorted(radii), math.inf),
-            min_change=_number(f"{source}: traffic.min_change", tr.get("min_change", 0.02)),
-        )
-    except ValueError as e:
-        raise InputError(f"{source}: traffic: {e}") from None
+    traffic = parse_traffic(data.get("traffic", {}), source)
     keys = data.get("api_keys", {"dev-key": "local"})
     if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
         raise InputError(f'{source}: api_keys: expected a table of key = "tenant" strings')
     gw = data.get("gateway", {})
-    _check_keys(f"{source}: gateway", gw, _GATEWAY_KEYS)
+    check_keys(f"{source}: gateway", gw, _GATEWAY_KEYS)
     gateway = GatewayConfig(
         max_body_bytes=int(
-            _number(f"{source}: gateway.max_body_bytes", gw.get("max_body_bytes", 64 << 20), strict=True)
+            number(f"{source}: gateway.max_body_bytes", gw.get("max_body_bytes", 64 << 20), strict=True)
         ),
         tenant_max_inflight=int(
-            _number(f"{source}: gateway.tenant_max_inflight", gw.get("tenant_max_inflight", 256), strict=True)
+            number(f"{source}: gateway.tenant_max_inflight", gw.get("tenant_max_inflight", 256), strict=True)
         ),
-        retry_after_s=int(_number(f"{source}: gateway.retry_after_s", gw.get("retry_after_s", 1))),
+        retry_after_s=int(number(f"{source}: gateway.retry_after_s", gw.get("retry_after_s", 1))),
     )
     return FleetConfig(tuple(regions), rtt, service, traffic, dict(keys), gateway)
 
 
-def _parse_rtt(raw: Any, names: list[str], source: str) -> dict[str, dict[str, float]]:
+def parse_traffic(tr: Any, source: str) -> TrafficConfig:
+    """The traffic manager's knobs (shared by fleet files and simulator scenarios)."""
+    if not isinstance(tr, dict):
+        raise InputError(f"{source}: traffic: expected a table")
+    check_keys(f"{source}: traffic", tr, _TRAFFIC_KEYS)
+    radii = [number(f"{source}: traffic.ring_radii_ms", x) for x in tr.get("ring_radii_ms", [30, 80, 150, 300])]
+    try:
+        traffic = TrafficConfig(
+            target_utilization=number(f"{source}: traffic.target_utilization", tr.get("target_utilization", 0.8)),
+            hysteresis=number(f"{source}: traffic.hysteresis", tr.get("hysteresis", 0.05)),
+            period_s=number(f"{source}: traffic.period_s", tr.get("period_s", 1.0), strict=True),
+            ring_radii_ms=(*sorted(radii), math.inf),
+            min_change=number(f"{source}: traffic.min_change", tr.get("min_change", 0.02)),
+        )
+    except ValueError as e:
+        raise InputError(f"{source}: traffic: {e}") from None
+    return traffic
+
+
+def parse_rtt(raw: Any, names: list[str], source: str) -> dict[str, dict[str, float]]:
     if not isinstance(raw, dict):
         raise InputError(f"{source}: rtt_ms: expected a table")
     rtt: dict[str, dict[str, float]] = {a: {a: 0.0} for a in names}
@@ -169,7 +176,7 @@ def _parse_rtt(raw: Any, names: list[str], source: str) -> dict[str, dict[str, f
         for b, ms in row.items():
             if b not in names:
                 raise InputError(f"{source}: rtt_ms.{a}.{b}: unknown region; known: {', '.join(names)}")
-            value = _number(f"{source}: rtt_ms.{a}.{b}", ms)
+            value = number(f"{source}: rtt_ms.{a}.{b}", ms)
             if b in rtt[a] and a != b and rtt[a][b] != value:
                 raise InputError(f"{source}: rtt_ms.{a}.{b}: given twice with different values")
             rtt[a][b] = rtt[b][a] = value

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from framefleet.errors import FramefleetError
-from framefleet.serve.balance import RateMeter, pick_region, power_of_two
+from framefleet.serve.balance import POLICIES, RateMeter, capacity_shares, pick_region, pick_region_global, power_of_two
 from framefleet.serve.config import FleetConfig
 from framefleet.serve.traffic import RegionReport, RoutingTable, TrafficManager
 from framefleet.store import Store
@@ -62,7 +62,7 @@ class FleetState:
 
     config: FleetConfig
     workers: dict[str, list[WorkerHandle]]
-    policy: str  # "traffic" | "local-only"
+    policy: str  # one of balance.POLICIES
     manager: TrafficManager
     demand: RateMeter = field(default_factory=lambda: RateMeter(window_s=5.0))
     service_ewma_s: dict[str, float] = field(default_factory=dict)
@@ -92,6 +92,9 @@ class FleetState:
             )
             for r, ws in self.workers.items()
         ]
+
+    def shares(self) -> dict[str, float]:
+        return capacity_shares({r: sum(w.healthy for w in ws) for r, ws in self.workers.items()})
 
     def fractions(self, source: str) -> dict[str, float]:
         if self.policy == "local-only" or self.manager.table is None:
@@ -159,8 +162,8 @@ def create_gateway_app(
     policy: str = "traffic",
     seed: int | None = None,
 ) -> FastAPI:
-    if policy not in ("traffic", "local-only"):
-        raise ValueError(f"unknown policy {policy!r}; use 'traffic' or 'local-only'")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
     missing = [r for r in config.region_names if not worker_urls.get(r)]
     if missing:
         raise ValueError(f"no worker URLs for regions {missing}")
@@ -307,18 +310,21 @@ def create_gateway_app(
     async def _dispatch(
         request: Request, task: str, body: bytes, source: str, tenant: str, key: str | None, t0: float
     ) -> JSONResponse:
-        target, rule = pick_region(
-            source,
-            state.fractions(source),
-            config.region_names,
-            config.rtt_ms,
-            config.traffic.ring_radii_ms,
-            state.has_idle,
-            state.has_any_idle,
-            rng,
-            spill=policy == "traffic",
-            has_headroom=state.has_headroom,
-        )
+        if policy == "global":
+            target, rule = pick_region_global(state.shares(), state.has_idle, state.has_any_idle, rng)
+        else:
+            target, rule = pick_region(
+                source,
+                state.fractions(source),
+                config.region_names,
+                config.rtt_ms,
+                config.traffic.ring_radii_ms,
+                state.has_idle,
+                state.has_any_idle,
+                rng,
+                spill=policy == "traffic",
+                has_headroom=state.has_headroom,
+            )
         if target is not None:
             metrics.choices.labels(rule).inc()
         else:

@@ -1,0 +1,57 @@
+"""What every framefleet command shares: the Typer app, the consoles, one-JSON-object output, and the mapping
+of errors to a one-line message and an exit code (2: bad input, 1: anything else)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from framefleet.errors import FramefleetError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help="framefleet: AI-generated and AI-enhanced video, served at scale.",
+)
+
+# Rich falls back to 80 columns when not on a terminal (make demo | tee log); tables need more.
+out = Console() if sys.stdout.isatty() else Console(width=150)
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+T = TypeVar("T")
+
+
+def emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        render()
+
+
+def run(as_json: bool, fn: Callable[[], T]) -> T:
+    """Run a command body; turn framefleet errors into one line on stderr (+ JSON) and an exit code."""
+    try:
+        return fn()
+    except FramefleetError as e:
+        if as_json:
+            sys.stdout.write(json.dumps({"error": e.to_dict()}) + "\n")
+        sys.stderr.write(f"error: {' '.join(e.message.split())}\n")
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise typer.Exit(130) from None
+    except Exception as e:
+        if os.environ.get("FRAMEFLEET_DEBUG"):
+            raise
+        if as_json:
+            sys.stdout.write(json.dumps({"error": {"type": type(e).__name__, "message": str(e)}}) + "\n")
+        first = (str(e).strip().splitlines() or [""])[0]
+        sys.stderr.write(f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n")
+        raise typer.Exit(1) from None

@@ -1,0 +1,146 @@
+"""Aggregate (fluid) mode: expected flows per time step instead of one event per request, for 1e9
+requests a day. Same scenarios, same report, same routing code: the traffic manager's table comes from
+`TrafficManager.update` on the same reports as in the event simulation.
+
+Per step (a minute, split at event edges), for each source region s with fresh demand λ_s:
+- attempts a_s = λ_s·m_s go home (traffic, local-only) or over the global pool by capacity (global);
+- with the traffic policy, as `balance.pick_region` does request by request: home first; the part that
+  finds its home region full goes to the table's other targets, or else to the nearest ring with headroom;
+- each region's blocking is Erlang-B of the erlangs offered to it;
+- retries: each blocked attempt is retried (up to the attempt cap, within the retry budget) and meets the
+  same blocking again, independently. That holds when retries are spread out by jittered backoff; with
+  immediate retries into a full pool they are correlated and the event simulation is the judge.
+- the steps are solved as a damped fixed point (the attempt rate and the blocking depend on each other).
+Synchronised batches are treated as smooth demand, and there are no per-request latencies.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from framefleet.serve.balance import capacity_shares
+from framefleet.serve.traffic import RegionReport, TrafficManager, rings
+from framefleet.sim.capacity import erlang_b
+from framefleet.sim.demand import change_points, in_outage, rate_rps
+from framefleet.sim.engine import Progress
+from framefleet.sim.report import Series, SimReport
+from framefleet.sim.scenario import Scenario
+
+_ITERATIONS = 40
+
+
+def _fail_and_attempts(p: float, attempts_cap: int, q: float) -> tuple[float, float]:
+    """(P(request fails), attempts per request) when each attempt is blocked with probability p and a
+    retry happens with probability q (the budget's allowance)."""
+    fail, attempts = p, 1.0  # one attempt left
+    for _ in range(attempts_cap - 1):
+        fail, attempts = p * ((1 - q) + q * fail), 1.0 + p * q * attempts
+    return fail, attempts
+
+
+def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
+    wall0 = time.perf_counter()
+    names = sc.region_names
+    n = len(names)
+    series = Series.empty(sc, names)
+    manager = TrafficManager(sc.rtt_ms, sc.traffic)
+    mean_s = sc.service.mean_s
+    cap = sc.client.max_attempts
+    ratio = sc.client.budget_ratio
+    down_share = sc.repair_s / (sc.gpu_mtbf_h * 3600.0 + sc.repair_s) if sc.gpu_mtbf_h > 0 else 0.0
+    ring_of = [rings(s, names, sc.rtt_ms, sc.traffic.ring_radii_ms) for s in names]
+    idx = {r: i for i, r in enumerate(names)}
+    edges = sorted({*change_points(sc), *np.arange(60.0, sc.duration_s, 60.0).tolist(), sc.duration_s})
+    m = np.ones(n)  # attempts per request, carried between steps as the starting point
+    attempts_total = 0.0
+    versions, last_version = 0, 0
+    start = 0.0
+    for end in edges:
+        t, dt = (start + end) / 2, end - start
+        lam = np.array([rate_rps(sc, r, t) for r in names])
+        healthy = np.array(
+            [0.0 if in_outage(sc, r.name, t) else r.gpus * (1 - down_share) for r in sc.regions]
+        )  # fmt: skip
+        slots = np.floor(healthy).astype(int)
+        f = np.eye(n)  # where first attempts go; traffic and local-only: home first (pick_region rule 1)
+        spill_to = np.zeros((n, n))  # where an attempt that finds its home region full goes instead
+        if sc.policy == "traffic":
+            reports = [RegionReport(r, int(slots[i]), mean_s) for i, r in enumerate(names)]
+            table = manager.update(reports, dict(zip(names, (lam * m).tolist(), strict=True)), start)
+            if table.version != last_version:
+                versions, last_version = versions + 1, table.version
+            for s in range(n):
+                others = {idx[t]: v for t, v in table.fractions(names[s]).items() if t != names[s] and v > 0}
+                if others:  # rule 2: the table's other targets, by their fractions
+                    total = sum(others.values())
+                    for t, v in others.items():
+                        spill_to[s, t] = v / total
+                    continue
+                for ring in ring_of[s]:  # rule 3: the nearest ring with planned headroom
+                    open_ = [idx[r] for r in ring if table.has_headroom(r) and slots[idx[r]] > 0]
+                    if open_:
+                        spill_to[s, open_] = 1.0 / len(open_)
+                        break
+        elif sc.policy == "global":
+            shares = capacity_shares(dict(zip(names, healthy.tolist(), strict=True)))
+            f = np.tile([shares.get(r, 0.0) for r in names], (n, 1))
+        blocking = np.zeros(n)
+        for _ in range(_ITERATIONS):
+            a = lam * m  # attempts per second by source
+            primary = a[:, None] * f  # [s, t]
+            overflow = (a * np.diag(f) * blocking)[:, None] * spill_to  # local part blocked, spilled
+            offered = (primary.sum(axis=0) + overflow.sum(axis=0)) * mean_s
+            if sc.policy == "global":  # one pool: blocking of the whole planet's slots
+                pooled = erlang_b(int(slots.sum()), float(offered.sum()))
+                new_b = np.full(n, pooled)
+            else:
+                new_b = np.array([erlang_b(int(slots[i]), float(offered[i])) if slots[i] else 1.0 for i in range(n)])
+            moved = float(np.abs(new_b - blocking).max())
+            blocking = 0.5 * blocking + 0.5 * new_b
+            spill_ok = spill_to @ (1 - blocking)  # chance a spilled attempt finds a slot
+            has_spill = spill_to.sum(axis=1) > 0
+            local_fail = np.where(has_spill, blocking * (1 - spill_ok), blocking)
+            p = (f * blocking[None, :]).sum(axis=1) - np.diag(f) * blocking + np.diag(f) * local_fail
+            fails, new_m = np.zeros(n), np.ones(n)
+            for s in range(n):
+                demanded = sum(p[s] ** k for k in range(1, cap))
+                q = 1.0 if ratio is None or demanded <= 0 else min(1.0, ratio / demanded)
+                fails[s], new_m[s] = _fail_and_attempts(float(p[s]), cap, q)
+            moved = max(moved, float(np.abs(new_m - m).max()))
+            m = 0.5 * m + 0.5 * new_m
+            if moved < 1e-7:
+                break
+        a = lam * m
+        served = a[:, None] * f * (1 - blocking)[None, :]
+        served[np.arange(n), np.arange(n)] = a * np.diag(f) * (1 - blocking)
+        served += (a * np.diag(f) * blocking)[:, None] * spill_to * (1 - blocking)[None, :]
+        ok = lam * (1 - fails)
+        row = served.sum(axis=1)
+        flows = np.divide(served * ok[:, None], row[:, None], out=np.zeros_like(served), where=row[:, None] > 0)
+        b = min(int(start / sc.bucket_s), series.n - 1)
+        series.requests[b] += lam * dt
+        series.attempts[b] += a * dt
+        series.succeeded[b] += ok * dt
+        series.failed[b] += lam * fails * dt
+        series.flows[b] += flows * dt
+        carried = (primary.sum(axis=0) + overflow.sum(axis=0)) * mean_s * (1 - blocking)
+        series.busy_sum[b] += np.minimum(carried, slots) * dt
+        series.healthy_sum[b] += healthy * dt
+        series.samples[b] += dt
+        attempts_total += float(a.sum() * dt)
+        if progress is not None:
+            progress(end, sc.duration_s)
+        start = end
+    return SimReport.build(
+        sc,
+        names,
+        series,
+        np.zeros(0),
+        attempts=attempts_total,
+        reasons={},
+        wall_s=time.perf_counter() - wall0,
+        mode="fluid",
+        table_versions=versions,
+    )
