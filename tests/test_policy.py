@@ -185,3 +185,18 @@ def test_routing_properties(slots: list[int], demand: dict[str, float]) -> None:
             if any(flows[s].get(t, 0.0) > tol for t in ring):
                 for nearer in ring_list[:k]:
                     assert all(load[u] >= target[u] - tol for u in nearer)
+
+
+def test_global_policy_spreads_by_capacity_and_only_to_idle_regions() -> None:
+    from framefleet.serve.balance import capacity_shares, pick_region_global
+
+    shares = capacity_shares({"a": 6, "b": 3, "c": 1, "d": 0})
+    assert shares == pytest.approx({"a": 0.6, "b": 0.3, "c": 0.1, "d": 0.0})
+    rng = random.Random(0)
+    picks = [pick_region_global(shares, lambda r: True, lambda r: True, rng)[0] for _ in range(5000)]
+    assert picks.count("a") / 5000 == pytest.approx(0.6, abs=0.03) and "d" not in picks
+    # A full region is skipped; when every idle worker is claimed in transit, go optimistic; none: reject.
+    assert pick_region_global(shares, lambda r: r == "c", lambda r: True, rng) == ("c", "global")
+    assert pick_region_global(shares, lambda r: False, lambda r: r == "b", rng) == ("b", "optimistic")
+    assert pick_region_global(shares, lambda r: False, lambda r: False, rng) == (None, "")
+    assert capacity_shares({"a": 0}) == {}

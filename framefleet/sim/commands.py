@@ -52,9 +52,7 @@ def _summary_table(runs: list[dict[str, Any]]) -> Table:
 
 @app.command()
 def simulate(
-    scenarios: Annotated[
-        list[str], typer.Argument(help="Scenario TOML files (scenarios/); several run side by side.")
-    ],
+    scenarios: Annotated[list[str], typer.Argument(help="Scenario TOML files (scenarios/); several run side by side.")],
     mode: Annotated[str | None, typer.Option(help="event | fluid (default: the scenario's own).")] = None,
     policy: Annotated[str | None, typer.Option(help="Override routing.policy: traffic | local-only | global.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override simulation.seed.")] = None,

@@ -106,7 +106,7 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
             fails, new_m = np.zeros(n), np.ones(n)
             for s in range(n):
                 demanded = sum(p[s] ** k for k in range(1, cap))
-                q = 1.0 if ratio is None or demanded <= 0 else min(1.0, ratio / demanded)
+                q = 1.0 if ratio is None or demanded <= ratio else ratio / demanded
                 fails[s], new_m[s] = _fail_and_attempts(float(p[s]), cap, q)
             moved = max(moved, float(np.abs(new_m - m).max()))
             m = 0.5 * m + 0.5 * new_m
