@@ -112,15 +112,16 @@ def test_same_seed_same_numbers() -> None:
 
 
 def test_event_and_fluid_agree_at_a_scale_both_can_run() -> None:
-    sc = replace(load_scenario(SCENARIOS / "planet-day.toml"), duration_s=6 * 3600, start_utc_h=20)
-    sc = replace(sc, demand=replace(sc.demand, daily_requests=6e6))
+    # The planet at its busiest hours with 1.7x the demand it was planned for: regions spill and block.
+    sc = replace(load_scenario(SCENARIOS / "planet-day.toml"), duration_s=2 * 3600, start_utc_h=22)
+    sc = replace(sc, demand=replace(sc.demand, daily_requests=2e7))
     ev, fl = simulate(sc).to_dict(), simulate(sc, mode="fluid").to_dict()
+    assert ev["success_rate"] < 0.9995 and ev["cross_region_share"] > 0.1  # not a trivially idle planet
     assert abs(ev["requests"] - fl["requests"]) / fl["requests"] < 0.01
     assert abs(ev["success_rate"] - fl["success_rate"]) < 0.005
-    assert abs(ev["attempts_per_request"] - fl["attempts_per_request"]) < 0.01
-    assert abs(ev["utilization"] - fl["utilization"]) < 0.01
-    for name, r in ev["per_region"].items():
-        assert abs(r["utilization"] - fl["per_region"][name]["utilization"]) < 0.02, name
+    assert abs(ev["attempts_per_request"] - fl["attempts_per_request"]) < 0.02
+    assert abs(ev["utilization"] - fl["utilization"]) < 0.015
+    assert abs(ev["cross_region_share"] - fl["cross_region_share"]) < 0.03
 
 
 def test_capacity_plan_meets_its_target_in_simulation() -> None:

@@ -5,7 +5,8 @@ requests a day. Same scenarios, same report, same routing code: the traffic mana
 Per step (a minute, split at event edges), for each source region s with fresh demand λ_s:
 - attempts a_s = λ_s·m_s go home (traffic, local-only) or over the global pool by capacity (global);
 - with the traffic policy, as `balance.pick_region` does request by request: home first; the part that
-  finds its home region full goes to the table's other targets, or else to the nearest ring with headroom;
+  finds its home region full goes to whichever of the table's other targets and the nearest ring with
+  headroom has a free GPU, and fails only if all of them are full at once (independence assumed);
 - each region's blocking is Erlang-B of the erlangs offered to it;
 - retries: each blocked attempt is retried (up to the attempt cap, within the retry budget) and meets the
   same blocking again, independently. That holds when retries are spread out by jittered backoff; with
@@ -72,26 +73,33 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
             if table.version != last_version:
                 versions, last_version = versions + 1, table.version
             for s in range(n):
-                others = {idx[t]: v for t, v in table.fractions(names[s]).items() if t != names[s] and v > 0}
-                if others:  # rule 2: the table's other targets, by their fractions
-                    total = sum(others.values())
-                    for t, v in others.items():
-                        spill_to[s, t] = v / total
-                    continue
-                for ring in ring_of[s]:  # rule 3: the nearest ring with planned headroom
+                # rule 2: the table's other targets, by their fractions; rule 3: the nearest ring with headroom
+                for t, v in table.fractions(names[s]).items():
+                    if t != names[s] and v > 0:
+                        spill_to[s, idx[t]] = v
+                for ring in ring_of[s]:
                     open_ = [idx[r] for r in ring if table.has_headroom(r) and slots[idx[r]] > 0]
                     if open_:
-                        spill_to[s, open_] = 1.0 / len(open_)
+                        for t in open_:
+                            spill_to[s, t] = max(spill_to[s, t], 1.0 / len(open_))
                         break
         elif sc.policy == "global":
             shares = capacity_shares(dict(zip(names, healthy.tolist(), strict=True)))
             f = np.tile([shares.get(r, 0.0) for r in names], (n, 1))
+        candidates = spill_to > 0
+        has_spill = candidates.any(axis=1)
         blocking = np.zeros(n)
+        spilled = np.zeros((n, n))
         for _ in range(_ITERATIONS):
             a = lam * m  # attempts per second by source
+            # A spilled attempt fails only if every candidate is full at once (pick_region tries them all).
+            all_full = np.where(has_spill, np.prod(np.where(candidates, blocking[None, :], 1.0), axis=1), 1.0)
+            weight = spill_to * (1 - blocking)[None, :]
+            share = np.divide(weight, weight.sum(axis=1, keepdims=True), out=np.zeros_like(weight),
+                              where=weight.sum(axis=1, keepdims=True) > 0)  # fmt: skip
+            spilled = (a * np.diag(f) * blocking * (1 - all_full))[:, None] * share  # [s, t], all served
             primary = a[:, None] * f  # [s, t]
-            overflow = (a * np.diag(f) * blocking)[:, None] * spill_to  # local part blocked, spilled
-            offered = (primary.sum(axis=0) + overflow.sum(axis=0)) * mean_s
+            offered = (primary.sum(axis=0) + spilled.sum(axis=0)) * mean_s
             if sc.policy == "global":  # one pool: blocking of the whole planet's slots
                 pooled = erlang_b(int(slots.sum()), float(offered.sum()))
                 new_b = np.full(n, pooled)
@@ -99,9 +107,7 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
                 new_b = np.array([erlang_b(int(slots[i]), float(offered[i])) if slots[i] else 1.0 for i in range(n)])
             moved = float(np.abs(new_b - blocking).max())
             blocking = 0.5 * blocking + 0.5 * new_b
-            spill_ok = spill_to @ (1 - blocking)  # chance a spilled attempt finds a slot
-            has_spill = spill_to.sum(axis=1) > 0
-            local_fail = np.where(has_spill, blocking * (1 - spill_ok), blocking)
+            local_fail = blocking * all_full
             p = (f * blocking[None, :]).sum(axis=1) - np.diag(f) * blocking + np.diag(f) * local_fail
             fails, new_m = np.zeros(n), np.ones(n)
             for s in range(n):
@@ -113,9 +119,7 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
             if moved < 1e-7:
                 break
         a = lam * m
-        served = a[:, None] * f * (1 - blocking)[None, :]
-        served[np.arange(n), np.arange(n)] = a * np.diag(f) * (1 - blocking)
-        served += (a * np.diag(f) * blocking)[:, None] * spill_to * (1 - blocking)[None, :]
+        served = a[:, None] * f * (1 - blocking)[None, :] + spilled
         ok = lam * (1 - fails)
         row = served.sum(axis=1)
         flows = np.divide(served * ok[:, None], row[:, None], out=np.zeros_like(served), where=row[:, None] > 0)
@@ -125,7 +129,7 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
         series.succeeded[b] += ok * dt
         series.failed[b] += lam * fails * dt
         series.flows[b] += flows * dt
-        carried = (primary.sum(axis=0) + overflow.sum(axis=0)) * mean_s * (1 - blocking)
+        carried = primary.sum(axis=0) * mean_s * (1 - blocking) + spilled.sum(axis=0) * mean_s
         series.busy_sum[b] += np.minimum(carried, slots) * dt
         series.healthy_sum[b] += healthy * dt
         series.samples[b] += dt
