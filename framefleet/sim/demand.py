@@ -40,6 +40,9 @@ def rate_rps(scenario: Scenario, region: str, t: float) -> float:
     return base * diurnal_factor(scenario, r.utc_offset_h, t) * surge_factor(scenario, region, t)
 
 
-def change_points(scenario: Scenario) -> list[float]:
-    """Times where demand or capacity jumps (event edges), so piecewise steps never straddle one."""
-    return sorted({t for e in scenario.events for t in (e.start_s, e.end_s) if 0 < t < scenario.duration_s})
+def step_edges(scenario: Scenario, step_s: float = 60.0) -> list[float]:
+    """Ends of the piecewise-constant demand steps: every `step_s`, plus every event edge (where demand or
+    capacity jumps), so no step straddles one; the last is the end of the run."""
+    d = scenario.duration_s
+    events = {t for e in scenario.events for t in (e.start_s, e.end_s) if 0 < t < d}
+    return sorted({*events, *(k * step_s for k in range(1, math.ceil(d / step_s)) if k * step_s < d), d})

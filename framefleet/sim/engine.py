@@ -29,7 +29,7 @@ import simpy
 from framefleet.serve.balance import RateMeter, capacity_shares, pick_region, pick_region_global
 from framefleet.serve.retry import Outcome, RetryBudget, decide, schedule_delay
 from framefleet.serve.traffic import RegionReport, TrafficManager
-from framefleet.sim.demand import change_points, rate_rps
+from framefleet.sim.demand import rate_rps, step_edges
 from framefleet.sim.report import Series, SimReport
 from framefleet.sim.scenario import Scenario
 
@@ -83,7 +83,6 @@ class EventSimulation:
         self.latencies = array("d")
         self.attempts_total = 0
         self.reasons: dict[str, int] = {}
-        self.table_versions = 0
 
     # --- the gateway's view, as in serve/gateway.py -------------------------------------------------
     def has_idle(self, region: str) -> bool:
@@ -228,9 +227,8 @@ class EventSimulation:
         """Interactive Poisson arrivals, piecewise-constant rate per minute (and at event edges)."""
         sc, env, name = self.sc, self.env, self.names[src]
         share = 1.0 - sc.demand.batch_share
-        edges = sorted({*change_points(sc), *np.arange(60.0, sc.duration_s, 60.0).tolist(), sc.duration_s})
         start = 0.0
-        for end in edges:
+        for end in step_edges(sc):
             rate = share * rate_rps(sc, name, (start + end) / 2)
             if rate > 0:
                 nxt = start + self.rng.expovariate(rate)
@@ -298,9 +296,8 @@ class EventSimulation:
                     for i, n in enumerate(self.names)
                 ]
                 table = self.manager.update(reports, self.demand.rates(now), now)
-                if table.version != last_version:
+                if table.version != last_version:  # refresh the per-source cache only when the table moved
                     last_version = table.version
-                    self.table_versions += 1
                     self.fractions = [table.fractions(n) for n in self.names]
                 self.has_headroom = table.has_headroom
             elif sc.policy == "global":
@@ -308,7 +305,6 @@ class EventSimulation:
             b = self._bucket(now)
             for i in range(len(self.names)):
                 self.series.busy_sum[b, i] += self.busy[i]
-                self.series.healthy_sum[b, i] += self.healthy[i]
             self.series.samples[b] += 1
             if self.progress is not None:
                 self.progress(now, sc.duration_s)
@@ -341,5 +337,5 @@ class EventSimulation:
             reasons=self.reasons,
             wall_s=time.perf_counter() - wall0,
             mode="event",
-            table_versions=self.table_versions,
+            table_versions=self.manager.table.version if self.manager.table is not None else 0,
         )

@@ -24,7 +24,7 @@ import numpy as np
 from framefleet.serve.balance import capacity_shares
 from framefleet.serve.traffic import RegionReport, TrafficManager, rings
 from framefleet.sim.capacity import erlang_b
-from framefleet.sim.demand import change_points, in_outage, rate_rps
+from framefleet.sim.demand import in_outage, rate_rps, step_edges
 from framefleet.sim.engine import Progress
 from framefleet.sim.report import Series, SimReport
 from framefleet.sim.scenario import Scenario
@@ -53,12 +53,10 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
     down_share = sc.repair_s / (sc.gpu_mtbf_h * 3600.0 + sc.repair_s) if sc.gpu_mtbf_h > 0 else 0.0
     ring_of = [rings(s, names, sc.rtt_ms, sc.traffic.ring_radii_ms) for s in names]
     idx = {r: i for i, r in enumerate(names)}
-    edges = sorted({*change_points(sc), *np.arange(60.0, sc.duration_s, 60.0).tolist(), sc.duration_s})
     m = np.ones(n)  # attempts per request, carried between steps as the starting point
     attempts_total = 0.0
-    versions, last_version = 0, 0
     start = 0.0
-    for end in edges:
+    for end in step_edges(sc):
         t, dt = (start + end) / 2, end - start
         lam = np.array([rate_rps(sc, r, t) for r in names])
         healthy = np.array(
@@ -70,18 +68,16 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
         if sc.policy == "traffic":
             reports = [RegionReport(r, int(slots[i]), mean_s) for i, r in enumerate(names)]
             table = manager.update(reports, dict(zip(names, (lam * m).tolist(), strict=True)), start)
-            if table.version != last_version:
-                versions, last_version = versions + 1, table.version
             for s in range(n):
                 # rule 2: the table's other targets, by their fractions; rule 3: the nearest ring with headroom
-                for t, v in table.fractions(names[s]).items():
-                    if t != names[s] and v > 0:
-                        spill_to[s, idx[t]] = v
+                for target, v in table.fractions(names[s]).items():
+                    if target != names[s] and v > 0:
+                        spill_to[s, idx[target]] = v
                 for ring in ring_of[s]:
                     open_ = [idx[r] for r in ring if table.has_headroom(r) and slots[idx[r]] > 0]
                     if open_:
-                        for t in open_:
-                            spill_to[s, t] = max(spill_to[s, t], 1.0 / len(open_))
+                        for j in open_:
+                            spill_to[s, j] = max(spill_to[s, j], 1.0 / len(open_))
                         break
         elif sc.policy == "global":
             shares = capacity_shares(dict(zip(names, healthy.tolist(), strict=True)))
@@ -131,7 +127,6 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
         series.flows[b] += flows * dt
         carried = primary.sum(axis=0) * mean_s * (1 - blocking) + spilled.sum(axis=0) * mean_s
         series.busy_sum[b] += np.minimum(carried, slots) * dt
-        series.healthy_sum[b] += healthy * dt
         series.samples[b] += dt
         attempts_total += float(a.sum() * dt)
         if progress is not None:
@@ -146,5 +141,5 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
         reasons={},
         wall_s=time.perf_counter() - wall0,
         mode="fluid",
-        table_versions=versions,
+        table_versions=manager.table.version if manager.table is not None else 0,
     )

@@ -27,7 +27,6 @@ class Series:
     failed: np.ndarray
     flows: np.ndarray
     busy_sum: np.ndarray
-    healthy_sum: np.ndarray
     samples: np.ndarray
 
     @classmethod
@@ -38,7 +37,7 @@ class Series:
         def z(*shape: int) -> np.ndarray:
             return np.zeros(shape, dtype=np.float64)
 
-        return cls(n, scenario.bucket_s, z(n, r), z(n, r), z(n, r), z(n, r), z(n, r, r), z(n, r), z(n, r), z(n))
+        return cls(n, scenario.bucket_s, z(n, r), z(n, r), z(n, r), z(n, r), z(n, r, r), z(n, r), z(n))
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -121,7 +120,7 @@ class SimReport:
         return dict(self.totals)
 
     def timeline(self) -> dict[str, Any]:
-        """Per-bucket series for plots and for comparing two runs."""
+        """Per-bucket series for the plots."""
         s = self.series
         t_h = (np.arange(s.n) * s.bucket_s) / 3600.0
         req = s.requests.sum(axis=1)
@@ -133,10 +132,8 @@ class SimReport:
         return {
             "t_h": t_h,
             "success_rate": np.divide(ok, req, out=np.full_like(ok, np.nan), where=req > 0),
-            "offered_rps": s.requests / s.bucket_s,
             "utilization": s.busy_sum / samples / gpus,
             "cross_region_share": np.divide(cross, flows, out=np.full_like(cross, np.nan), where=flows > 0),
-            "flows": s.flows,
         }
 
 
