@@ -10,6 +10,8 @@ import secrets
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 from fractions import Fraction
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -104,6 +107,34 @@ def one_json(stdout: str) -> dict[str, Any]:
     obj = json.loads(lines[0])
     assert isinstance(obj, dict)
     return obj
+
+
+# --- fleets ---------------------------------------------------------------------------------------
+def kill_worker_mid_request(fleet: Any, headers: dict[str, str]) -> tuple[str, httpx.Response, float]:
+    """Send one request through `fleet` (LocalFleet or RayFleet), kill the worker serving it while it runs.
+
+    Returns (the killed worker's name, the caller's response, seconds from the kill to that response)."""
+    box: dict[str, Any] = {}
+
+    def call() -> None:
+        box["resp"] = httpx.post(f"{fleet.url}/v1/synthetic", json={}, headers=headers, timeout=30)
+        box["t_done"] = time.monotonic()
+
+    th = threading.Thread(target=call)
+    th.start()
+    deadline = time.monotonic() + 5
+    busy: list[str] = []
+    while not busy and time.monotonic() < deadline:
+        state = httpx.get(f"{fleet.url}/v1/fleet", timeout=5).json()
+        busy = [w["name"] for w in state["workers"] if w["inflight"]]
+        time.sleep(0.01)
+    assert busy, "the request never reached a worker"
+    t_kill = time.monotonic()
+    fleet.kill_worker(busy[0])
+    th.join(15)
+    resp = box["resp"]
+    assert isinstance(resp, httpx.Response)
+    return busy[0], resp, float(box["t_done"]) - t_kill
 
 
 # --- generated media ------------------------------------------------------------------------------

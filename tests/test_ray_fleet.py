@@ -4,7 +4,6 @@ region label; the gateway, routing, retries and faults are the same code as the 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from framefleet.fleet.local import free_port
 from framefleet.fleet.ray_fleet import REGION_LABEL, RayFleet
 from framefleet.serve.client import FramefleetClient
 
-from conftest import one_json, run_cli
+from conftest import kill_worker_mid_request, one_json, run_cli
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -75,17 +74,13 @@ def fleet(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     d = tmp_path_factory.mktemp("rayfleet")
     toml = d / "fleet.toml"
     toml.write_text(FLEET_TOML)
-    old = os.environ.get("FRAMEFLEET_HOME")
-    os.environ["FRAMEFLEET_HOME"] = str(d / "home")
-    f = RayFleet(toml, seed=5, address=ray_address).start()
-    try:
-        yield f
-    finally:
-        f.stop()
-        if old is None:
-            os.environ.pop("FRAMEFLEET_HOME", None)
-        else:
-            os.environ["FRAMEFLEET_HOME"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRAMEFLEET_HOME", str(d / "home"))  # the gateway's store
+        f = RayFleet(toml, seed=5, address=ray_address).start()
+        try:
+            yield f
+        finally:
+            f.stop()
 
 
 def test_actors_are_placed_on_their_regions_nodes_and_serve_locally(fleet: RayFleet) -> None:
@@ -102,37 +97,18 @@ def test_actors_are_placed_on_their_regions_nodes_and_serve_locally(fleet: RayFl
 
 
 def test_killed_actor_fails_fast_then_retry_succeeds_and_restarted_actor_serves(fleet: RayFleet) -> None:
-    box: dict[str, object] = {}
-
-    def call() -> None:
-        box["resp"] = httpx.post(f"{fleet.url}/v1/synthetic", json={}, headers=A, timeout=30)
-        box["t_done"] = time.monotonic()
-
-    th = threading.Thread(target=call)
-    th.start()
-    deadline = time.monotonic() + 5
-    busy: list[str] = []
-    while not busy and time.monotonic() < deadline:
-        state = httpx.get(f"{fleet.url}/v1/fleet", timeout=5).json()
-        busy = [w["name"] for w in state["workers"] if w["inflight"]]
-        time.sleep(0.01)
-    assert busy, "the request never reached a worker"
-    t_kill = time.monotonic()
-    fleet.kill_worker(busy[0])
-    th.join(15)
-    resp = box["resp"]
-    assert isinstance(resp, httpx.Response)
+    killed, resp, after_kill_s = kill_worker_mid_request(fleet, A)
     assert resp.status_code == 503 and resp.json()["error"]["reason"] == "worker_failed", resp.text
-    assert float(box["t_done"]) - t_kill < 2.0  # type: ignore[arg-type]
+    assert after_kill_s < 2.0
     res = FramefleetClient(fleet.url, api_key="key-a", region="north").run("synthetic", {})
-    assert res.ok and res.body["worker"] != busy[0]
+    assert res.ok and res.body["worker"] != killed
 
-    fleet.restart_worker(busy[0])
-    assert fleet.node_labels()[busy[0]][REGION_LABEL] == "north"  # back on its region's node
+    fleet.restart_worker(killed)
+    assert fleet.node_labels()[killed][REGION_LABEL] == "north"  # back on its region's node
     served_by: set[str] = set()
     client = FramefleetClient(fleet.url, api_key="key-a", region="north")
     deadline = time.monotonic() + 20
-    while busy[0] not in served_by and time.monotonic() < deadline:
+    while killed not in served_by and time.monotonic() < deadline:
         # two at once take both north slots, so once the gateway sees the actor healthy it must serve one
         pair = [threading.Thread(target=lambda: served_by.add(client.run("synthetic", {}).body.get("worker", "")))
                 for _ in range(2)]  # fmt: skip
@@ -140,7 +116,7 @@ def test_killed_actor_fails_fast_then_retry_succeeds_and_restarted_actor_serves(
             t.start()
         for t in pair:
             t.join()
-    assert busy[0] in served_by, "the restarted actor never served again"
+    assert killed in served_by, "the restarted actor never served again"
 
 
 def test_loadtest_cli_on_ray(ray_address: str, tmp_path: Path) -> None:
