@@ -4,6 +4,8 @@
     framefleet assets list --json
     framefleet assets show ASSET_ID --json
     framefleet encode ASSET_ID --ladder 720,480 --json
+    framefleet enhance clip.mp4 --scale 2 --json
+    framefleet quality ref.mp4 dist.mp4 --json
     framefleet demo
 
 Every command that reports something takes `--json` and then prints exactly one JSON object on stdout
@@ -274,6 +276,7 @@ def demo(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
+    import framefleet.enhance_cli  # noqa: F401  (registers enhance and quality)
     import framefleet.sim.commands  # noqa: F401  (registers simulate and capacity)
 
     app()

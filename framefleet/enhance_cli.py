@@ -1,0 +1,142 @@
+"""`framefleet enhance` and `framefleet quality`.
+
+    framefleet enhance clip.mp4 --scale 2 [--model espcn] [--fps 60] [--segments 4] [--force] [--no-gate]
+                                [--ladder 720,480] [-o out.mp4] [--json]
+    framefleet quality ref.mp4 dist.mp4 --json     # {"psnr": .., "ssim": .., "vmaf": .., ...}
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from framefleet._cli import JsonOpt, app, emit, err, out, run
+from framefleet.config import Settings, parse_ladder
+from framefleet.models.interpolate import INTERPOLATORS
+from framefleet.models.upscale import UPSCALERS
+from framefleet.quality.gate import GateThresholds
+from framefleet.store import Store
+from framefleet.store.views import variant_dict
+
+
+@contextmanager
+def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{stage} (frames)", total=total or None)
+            bar.update(tasks[stage], completed=done)
+
+        yield update
+
+
+@app.command()
+def enhance(
+    source: Annotated[str, typer.Argument(help="A video file (ingested first) or an asset id.")],
+    scale: Annotated[int, typer.Option(help="Upscaling factor.")] = 2,
+    model: Annotated[
+        str | None, typer.Option(help=f"{', '.join(UPSCALERS)}. Default: espcn without a GPU.")
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help="Weights file for --model srvgg (.pth/.safetensors).")] = None,
+    backend: Annotated[str | None, typer.Option(help="onnx or torch (default: onnx on CPU).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    fps: Annotated[float | None, typer.Option(help="Target frame rate: twice the source's.")] = None,
+    interpolator: Annotated[str, typer.Option(help=f"{', '.join(INTERPOLATORS)}.")] = "dis",
+    segments: Annotated[int, typer.Option(help="Process N keyframe segments in parallel.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if this variant exists.")] = False,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="Run the model whatever the gate says.")] = False,
+    min_quality: Annotated[float, typer.Option(help="Gate: skip inputs with estimated VMAF below this.")] = 40.0,
+    target: Annotated[int, typer.Option(help="Gate: skip inputs whose short side is already ≥ this.")] = 1080,
+    ladder: Annotated[str | None, typer.Option(help="Also encode an ABR ladder from the result, e.g. 720,480.")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Run segments as Ray tasks on this cluster.")] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Also write the enhanced video here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upscale a video (and double its frame rate) into a new variant, if the quality gate says it helps."""
+    from framefleet.tasks.enhance import EnhanceRequest
+    from framefleet.tasks.enhance import enhance as do_enhance
+
+    def body() -> None:
+        settings = Settings.from_env()
+        store = Store.open(settings)
+        request = EnhanceRequest(
+            scale=scale,
+            model=model,
+            backend=backend,
+            device=device,
+            weights=weights,
+            fps=fps,
+            interpolator=interpolator,
+            segments=segments,
+            force=force,
+            gate=not no_gate,
+            thresholds=GateThresholds(target_short_side=target, min_quality=min_quality),
+            ladder=parse_ladder(ladder) if ladder else (),
+            ray_address=ray_address,
+        )
+        with stage_progress(not as_json) as progress:
+            r = do_enhance(store, source, request, settings=settings, output=output, progress=progress)
+        payload = {
+            "asset_id": r.asset.id,
+            "source": variant_dict(r.source),
+            "gate": {**r.gate.to_dict(), "overridden": not r.gate.enhance and not request.gate},
+            "variants": [variant_dict(v) for v in ([r.variant] if r.variant else []) + r.ladder],
+            "created": r.created,
+            "metrics": r.metrics,
+            "output": str(r.output) if r.output else None,
+            "seconds": round(r.seconds, 2),
+        }
+        emit(payload, as_json, lambda: _render(payload))
+
+    run(as_json, body)
+
+
+def _render(p: dict[str, Any]) -> None:
+    g = p["gate"]
+    verdict = "[green]enhance[/]" if g["enhance"] else ("[yellow]override[/]" if g["overridden"] else "[red]skip[/]")
+    out.print(f"gate: {verdict} ({g['rule']}): {g['reason']}")
+    if not p["variants"]:
+        out.print("no variant written; pass --no-gate to run the model anyway")
+        return
+    t = Table("variant", "size", "fps", "frames", "bytes", title=f"asset {p['asset_id']}", title_justify="left")
+    for v in p["variants"]:
+        t.add_row(v["name"], f"{v['width']}×{v['height']}", f"{v['fps']:.2f}", str(v["frame_count"]), f"{v['size_bytes']:,}")
+    out.print(t)
+    m = p["metrics"]
+    if m.get("gain_vmaf") is not None:
+        out.print(f"self-check one octave down: VMAF gain over bicubic {m['gain_vmaf']:+.2f}, PSNR {m['gain_psnr']:+.2f} dB")
+    out.print(f"{'new' if p['created'] else 'existing'} variant → {p['output']}  ({p['seconds']:.1f} s)")
+
+
+@app.command()
+def quality(
+    reference: Annotated[str, typer.Argument(help="The reference video.")],
+    distorted: Annotated[str, typer.Argument(help="The video to score (same frames; scaled to the reference's size).")],
+    subsample: Annotated[int, typer.Option(help="Score every N-th frame.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """PSNR, SSIM and VMAF of DISTORTED against REFERENCE (libvmaf)."""
+    from framefleet.quality.fullref import full_reference
+
+    def body() -> None:
+        scores = full_reference(reference, distorted, subsample=subsample).to_dict()
+        emit(scores, as_json, lambda: out.print(
+            f"PSNR {scores['psnr']:.2f} dB   SSIM {scores['ssim']:.4f}   VMAF {scores['vmaf']:.2f} "
+            f"(min {scores['vmaf_min']:.2f}, {scores['frames']} frames, {scores['model']})"
+        ))
+
+    run(as_json, body)
+
+

@@ -1,0 +1,125 @@
+"""`framefleet enhance` end to end: variants, idempotency, gate, segments = sequential, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import pytest
+from conftest import count_rows, files_under, one_json, run_cli, write_clip
+
+from framefleet.config import Settings
+from framefleet.media import iter_timed_frames, probe, sample_path
+from framefleet.store import Store
+from framefleet.tasks.enhance import EnhanceRequest, enhance
+
+
+def _audio_packets(path: Path) -> list[tuple[int | None, bytes]]:
+    with av.open(str(path)) as c:
+        return [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def _times(path: Path) -> list[float]:
+    return [round(f.time, 4) for f in iter_timed_frames(path)]
+
+
+def test_enhance_creates_a_variant_then_finds_it_then_force_recomputes(store: Store, settings: Settings) -> None:
+    src = str(sample_path("carphone"))
+    first = enhance(store, src, EnhanceRequest(ladder=(144,)), settings=settings)
+    assert first.gate.enhance and first.created and first.variant is not None
+    v = first.variant
+    assert (v.width, v.height, v.frame_count) == (352, 288, 120) and v.parent_id == first.source.id
+    assert v.producer_model == "enhance-espcn" and v.params["model"]["name"] == "espcn"
+    assert v.metrics["gate"]["rule"] == "pass" and v.metrics["gain_vmaf"] is not None
+    assert first.output is not None and probe(first.output).video.frames == 120  # type: ignore[union-attr]
+    assert [r.parent_id for r in first.ladder] == [v.id] and first.ladder[0].height == 144
+    rows = count_rows(store)
+
+    again = enhance(store, src, EnhanceRequest(), settings=settings)
+    assert not again.created and again.variant is not None and again.variant.id == v.id
+    assert count_rows(store)["variants"] == rows["variants"]
+
+    forced = enhance(store, src, EnhanceRequest(force=True), settings=settings)
+    assert forced.created and forced.variant is not None and forced.variant.id == v.id
+    # The ladder rung was made from the old content: dropped, and its blob with it.
+    assert count_rows(store)["variants"] == rows["variants"] - 1
+    keys = {x.blob_key for x in store.get_asset(first.asset.id).variants}
+    assert {p.name for p in files_under(settings.blob_dir)} == {Path(str(k)).name for k in keys}
+
+
+def test_segments_give_the_sequential_frames_timestamps_and_audio(home: Path, tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "a.mp4", frames=50, audio=True)  # keyframe every 12 frames
+    seq, par = tmp_path / "seq.mp4", tmp_path / "par.mp4"
+    r1 = run_cli("enhance", str(clip), "--fps", "50", "--no-gate", "-o", str(seq), "--json")
+    assert r1.returncode == 0, r1.stderr
+    r2 = run_cli("enhance", str(clip), "--fps", "50", "--no-gate", "--segments", "3", "--force", "-o", str(par))
+    assert r2.returncode == 0, r2.stderr
+    assert len(_times(seq)) == 100
+    assert _times(par) == _times(seq)  # same count, same timestamps: 2 × 50, at the midpoints
+    assert _audio_packets(par) == _audio_packets(seq) == _audio_packets(clip)  # audio carried unchanged
+    d = one_json(r1.stdout)
+    assert d["variants"][0]["fps"] == pytest.approx(50) and d["output"] == str(seq)
+
+
+def test_gate_skips_and_no_gate_overrides(home: Path) -> None:
+    src = str(sample_path("carphone"))
+    r = run_cli("enhance", src, "--target", "144", "--json")
+    assert r.returncode == 0, r.stderr
+    d = one_json(r.stdout)
+    assert d["gate"]["enhance"] is False and d["gate"]["rule"] == "at_target"
+    assert d["variants"] == [] and d["output"] is None
+    r = run_cli("enhance", src, "--min-quality", "99", "--json")
+    d = one_json(r.stdout)
+    assert d["gate"]["rule"] == "too_poor" and "below 99" in d["gate"]["reason"]
+    r = run_cli("enhance", src, "--min-quality", "99", "--no-gate", "--json")
+    d = one_json(r.stdout)
+    assert r.returncode == 0 and d["gate"]["overridden"] is True and len(d["variants"]) == 1
+
+
+def test_rotated_and_vfr_clips(home: Path, media: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "rot.mp4"
+    r = run_cli("enhance", str(media["rotated"]), "--no-gate", "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    info = probe(out)
+    assert info.video is not None and (info.video.width, info.video.height, info.video.rotation) == (128, 192, 0)
+    out = tmp_path / "vfr.mp4"
+    r = run_cli("enhance", str(media["vfr"]), "--no-gate", "--segments", "2", "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert _times(out) == _times(media["vfr"])  # variable frame rate kept, frame for frame
+
+
+def test_tiny_video_is_handled(home: Path, tmp_path: Path) -> None:
+    tiny = write_clip(tmp_path / "tiny.mp4", frames=5, size=(2, 2))
+    r = run_cli("enhance", str(tiny), "--no-gate", "--json")
+    assert r.returncode == 0, r.stderr
+    d = one_json(r.stdout)
+    assert (d["variants"][0]["width"], d["variants"][0]["height"]) == (4, 4)
+    assert d["metrics"]["gain_vmaf"] is None and "too small" in d["metrics"]["gain_note"]
+
+
+@pytest.mark.parametrize(
+    ("key", "args", "message"),
+    [
+        ("truncated", [], "truncated"),
+        ("audio_only", [], "no video stream"),
+        ("image", [], "enhance takes a video"),
+        (None, ["--scale", "3"], "does not support scale 3"),
+        (None, ["--fps", "24"], "doubles it"),
+        (None, ["--segments", "0"], "--segments must be"),
+        (None, ["-o", "out.mkv"], "ending in .mp4"),
+    ],
+)
+def test_bad_input_leaves_nothing_behind(
+    home: Path, media: dict[str, Path], key: str | None, args: list[str], message: str
+) -> None:
+    src = str(media[key]) if key else str(sample_path("carphone"))
+    r = run_cli("enhance", src, *args, "--json")
+    assert r.returncode == 2, r.stderr
+    assert message in json.loads(r.stdout)["error"]["message"]
+    store = Store.open(Settings.from_env())
+    rows = count_rows(store)
+    assert rows["variants"] == rows["assets"]  # originals only (an image is a valid asset), no enhanced variant
+    blobs = files_under(Settings.from_env().blob_dir)
+    assert len(blobs) == rows["assets"]
+    assert files_under(Settings.from_env().tmp_dir) == []
