@@ -276,7 +276,7 @@ def demo(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
-    import framefleet.enhance_cli  # noqa: F401  (registers enhance and quality)
+    import framefleet.enhance_cli
     import framefleet.sim.commands  # noqa: F401  (registers simulate and capacity)
 
     app()

@@ -1,8 +1,8 @@
 """`framefleet enhance` and `framefleet quality`.
 
-    framefleet enhance clip.mp4 --scale 2 [--model espcn] [--fps 60] [--segments 4] [--force] [--no-gate]
-                                [--ladder 720,480] [-o out.mp4] [--json]
-    framefleet quality ref.mp4 dist.mp4 --json     # {"psnr": .., "ssim": .., "vmaf": .., ...}
+framefleet enhance clip.mp4 --scale 2 [--model espcn] [--fps 60] [--segments 4] [--force] [--no-gate]
+                            [--ladder 720,480] [-o out.mp4] [--json]
+framefleet quality ref.mp4 dist.mp4 --json     # {"psnr": .., "ssim": .., "vmaf": .., ...}
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | 
 def enhance(
     source: Annotated[str, typer.Argument(help="A video file (ingested first) or an asset id.")],
     scale: Annotated[int, typer.Option(help="Upscaling factor.")] = 2,
-    model: Annotated[
-        str | None, typer.Option(help=f"{', '.join(UPSCALERS)}. Default: espcn without a GPU.")
-    ] = None,
+    model: Annotated[str | None, typer.Option(help=f"{', '.join(UPSCALERS)}. Default: espcn without a GPU.")] = None,
     weights: Annotated[str | None, typer.Option(help="Weights file for --model srvgg (.pth/.safetensors).")] = None,
     backend: Annotated[str | None, typer.Option(help="onnx or torch (default: onnx on CPU).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -112,11 +110,15 @@ def _render(p: dict[str, Any]) -> None:
         return
     t = Table("variant", "size", "fps", "frames", "bytes", title=f"asset {p['asset_id']}", title_justify="left")
     for v in p["variants"]:
-        t.add_row(v["name"], f"{v['width']}×{v['height']}", f"{v['fps']:.2f}", str(v["frame_count"]), f"{v['size_bytes']:,}")
+        t.add_row(
+            v["name"], f"{v['width']}×{v['height']}", f"{v['fps']:.2f}", str(v["frame_count"]), f"{v['size_bytes']:,}"
+        )
     out.print(t)
     m = p["metrics"]
     if m.get("gain_vmaf") is not None:
-        out.print(f"self-check one octave down: VMAF gain over bicubic {m['gain_vmaf']:+.2f}, PSNR {m['gain_psnr']:+.2f} dB")
+        out.print(
+            f"self-check one octave down: VMAF gain over bicubic {m['gain_vmaf']:+.2f}, PSNR {m['gain_psnr']:+.2f} dB"
+        )
     out.print(f"{'new' if p['created'] else 'existing'} variant → {p['output']}  ({p['seconds']:.1f} s)")
 
 
@@ -132,11 +134,13 @@ def quality(
 
     def body() -> None:
         scores = full_reference(reference, distorted, subsample=subsample).to_dict()
-        emit(scores, as_json, lambda: out.print(
-            f"PSNR {scores['psnr']:.2f} dB   SSIM {scores['ssim']:.4f}   VMAF {scores['vmaf']:.2f} "
-            f"(min {scores['vmaf_min']:.2f}, {scores['frames']} frames, {scores['model']})"
-        ))
+        emit(
+            scores,
+            as_json,
+            lambda: out.print(
+                f"PSNR {scores['psnr']:.2f} dB   SSIM {scores['ssim']:.4f}   VMAF {scores['vmaf']:.2f} "
+                f"(min {scores['vmaf_min']:.2f}, {scores['frames']} frames, {scores['model']})"
+            ),
+        )
 
     run(as_json, body)
-
-

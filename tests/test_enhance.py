@@ -7,12 +7,13 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import count_rows, files_under, one_json, run_cli, write_clip
 
 from framefleet.config import Settings
 from framefleet.media import iter_timed_frames, probe, sample_path
 from framefleet.store import Store
 from framefleet.tasks.enhance import EnhanceRequest, enhance
+
+from conftest import count_rows, files_under, one_json, run_cli, write_clip
 
 
 def _audio_packets(path: Path) -> list[tuple[int | None, bytes]]:

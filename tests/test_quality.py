@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import one_json, run_cli
 
 from framefleet.errors import InputError
 from framefleet.media import encode_frames, iter_frames, sample_path
@@ -25,6 +24,8 @@ from framefleet.quality import (
     psnr,
 )
 from framefleet.quality.noref import _model
+
+from conftest import one_json, run_cli
 
 
 def carphone_frames(n: int = 30) -> list[np.ndarray]:
@@ -44,7 +45,7 @@ def test_full_reference_orders_distortions(tmp_path: Path) -> None:
 def test_full_reference_refuses_mismatched_frame_counts(tmp_path: Path) -> None:
     short = tmp_path / "short.mp4"
     encode_frames(carphone_frames(30), short, fps=30)
-    with pytest.raises(InputError, match="has 120 frames but short.mp4 has 30"):
+    with pytest.raises(InputError, match=r"has 120 frames but short\.mp4 has 30"):
         full_reference(sample_path("carphone"), short)
 
 

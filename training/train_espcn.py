@@ -30,12 +30,6 @@ from tqdm import tqdm
 from framefleet.media import encode_frames, iter_frames
 from framefleet.media.encode import EncodeSettings
 from framefleet.models.upscale.espcn import build_espcn, weights_path
-
-
-def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Picture = bicubic skip + learned residual (torch's bicubic matches OpenCV's used at run time)."""
-    base = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)  # [n, 3, 2h, 2w]
-    return base + model(x)
 from framefleet.quality.fullref import psnr
 
 SCALE = 2
@@ -44,6 +38,12 @@ SCALE = 2
 CRFS = (None, None, 18, 23, 28)
 FILTERS = (cv2.INTER_AREA, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 HELD_OUT = "coffee.png"  # validation image, never trained on
+
+
+def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Picture = bicubic skip + learned residual (torch's bicubic matches OpenCV's used at run time)."""
+    base = F.interpolate(x, scale_factor=SCALE, mode="bicubic", align_corners=False)  # [n, 3, 2h, 2w]
+    return base + model(x)
 
 
 def _dir_of(package: str) -> Path:
@@ -58,9 +58,20 @@ def photographs() -> dict[str, np.ndarray]:
     names = [
         sk / n
         for n in (
-            "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "retina.jpg",
-            "motorcycle_left.png", "motorcycle_right.png", "ihc.png", "brick.png", "grass.png", "gravel.png",
-            "camera.png", "horse.png",
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "rocket.jpg",
+            "hubble_deep_field.jpg",
+            "retina.jpg",
+            "motorcycle_left.png",
+            "motorcycle_right.png",
+            "ihc.png",
+            "brick.png",
+            "grass.png",
+            "gravel.png",
+            "camera.png",
+            "horse.png",
         )
     ] + [mpl / "grace_hopper.jpg", mpl / "Minduka_Present_Blue_Pack.png"]
     out = {}

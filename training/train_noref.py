@@ -25,12 +25,12 @@ import cv2
 import numpy as np
 from scipy.stats import spearmanr
 from tqdm import tqdm
+from train_espcn import photographs
 
 from framefleet.media import encode_frames, iter_frames, sample_path
 from framefleet.media.encode import EncodeSettings
 from framefleet.quality.fullref import full_reference
 from framefleet.quality.noref import FEATURES, WEIGHTS, predict, sample_frames, video_features
-from train_espcn import photographs
 
 CLIPS = ("bikes", "bigbuckbunny", "carphone")
 FRAMES = 30

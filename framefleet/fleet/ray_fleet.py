@@ -192,3 +192,29 @@ class RayFleet(LocalFleet):
                         w.actor = None
             self._ray.shutdown()
             self._ray = None
+
+
+def run_segment_tasks(address: str, jobs: list[Any], parts: list[Any]) -> list[bytes]:
+    """Enhance video segments as Ray tasks (bulk enhancement on a cluster): bytes travel through the
+    object store, so the nodes need no shared filesystem. Returns the processed segments in order."""
+    import ray
+
+    from framefleet.tasks.segment_worker import process_segment_bytes
+
+    check_reachable(address)
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise InputError(f"cannot connect to the Ray cluster at {address}: {e}") from e
+    # One CPU per task: Ray then runs as many segments at once as the cluster has cores. Ray re-runs a task
+    # whose worker died (max_retries), which is safe: a segment task writes nothing outside its return value.
+    task = ray.remote(num_cpus=1, max_retries=2)(process_segment_bytes)
+    refs = [task.remote(job, part.read_bytes()) for job, part in zip(jobs, parts, strict=True)]
+    try:
+        return list(ray.get(refs))
+    except ray.exceptions.RayTaskError as e:
+        cause = e.cause if isinstance(e.cause, FramefleetError) else None
+        if cause is not None:
+            raise cause from None
+        raise

@@ -12,7 +12,6 @@ Nothing half-written survives a failure: scratch files are removed and rows are 
 from __future__ import annotations
 
 import contextlib
-
 import multiprocessing as mp
 import shutil
 import tempfile
@@ -135,7 +134,9 @@ def enhance(
     upscaler = sw._upscaler(spec)  # fails fast on an unknown model or an unsupported scale
     asset = _resolve_source(store, source, settings, tenant)
     if asset.kind != "video":
-        raise InputError(f"asset {asset.id} is an {asset.kind}; enhance takes a video (animate turns images into video)")
+        raise InputError(
+            f"asset {asset.id} is an {asset.kind}; enhance takes a video (animate turns images into video)"
+        )
     parent = next((v for v in asset.variants if v.name == ORIGINAL and v.status == "ready"), None)
     if parent is None or parent.blob_key is None:
         raise InputError(f"asset {asset.id} has no ready original variant to enhance")
@@ -168,7 +169,9 @@ def enhance(
     else:
         job = store.start_job("enhance", asset.id, {"producer": producer.model, **params}, tenant)
         try:
-            variant, new_blob = _compute(store, settings, asset, parent, src, info, spec, rate, producer, request, progress)
+            variant, new_blob = _compute(
+                store, settings, asset, parent, src, info, spec, rate, producer, request, progress
+            )
             variant.metrics = {
                 "gate": gate.to_dict(),
                 "input_estimated_vmaf": round(estimate.vmaf, 2),
@@ -308,9 +311,7 @@ def _run_local(
             raise
 
 
-def _store_variant(
-    store: Store, variant: Variant, existing: Variant | None, new_blob: bool
-) -> tuple[Variant, bool]:
+def _store_variant(store: Store, variant: Variant, existing: Variant | None, new_blob: bool) -> tuple[Variant, bool]:
     assert variant.blob_key is not None
     try:
         if existing is not None:
@@ -336,5 +337,3 @@ def _copy_out(blob: Path, dst: Path, settings: Settings) -> Path:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return dst
-
-

@@ -32,7 +32,7 @@ class DISInterpolator:
 
     def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
         self.preset = preset
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._dis: Any = cv2.DISOpticalFlow.create(preset)
 
     def params(self) -> dict[str, Any]:
         return {"preset": int(self.preset), "flow_width": FLOW_WIDTH, "tau": TAU}
@@ -69,8 +69,9 @@ class DISInterpolator:
         s = w0 + w1 + 1e-6
         wa, wb = (w0 / s)[..., None], (w1 / s)[..., None]
         mid = wa * _warp(a.astype(np.float32), x0, y0) + wb * _warp(b.astype(np.float32), x1, y1)  # [H, W, 3]
-        return np.clip(mid + 0.5, 0, 255).astype(np.uint8)
+        out: np.ndarray = np.clip(mid + 0.5, 0, 255).astype(np.uint8)
+        return out
 
 
 def _warp(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))

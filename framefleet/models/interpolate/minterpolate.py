@@ -32,8 +32,15 @@ class MInterpolate:
         if h < 16 or w < 16:  # below one motion block: a plain blend
             return ((a.astype(np.uint16) + b.astype(np.uint16) + 1) // 2).astype(np.uint8)
         graph = av.filter.Graph()
-        src = graph.add_buffer(width=w, height=h, format="yuv444p", time_base=Fraction(1, 1))
-        nodes = [src, graph.add("minterpolate", FILTER_ARGS), graph.add("format", "pix_fmts=rgb24"), graph.add("buffersink")]
+        src = graph.add_buffer(
+            width=w, height=h, format=av.video.format.VideoFormat("yuv444p"), time_base=Fraction(1, 1)
+        )
+        nodes = [
+            src,
+            graph.add("minterpolate", FILTER_ARGS),
+            graph.add("format", "pix_fmts=rgb24"),
+            graph.add("buffersink"),
+        ]
         for x, y in itertools.pairwise(nodes):
             x.link_to(y)
         graph.configure()

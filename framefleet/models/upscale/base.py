@@ -142,7 +142,7 @@ def torch_fn(module: Any, device: str, *, bf16: bool) -> ArrayFn:
                     y = module(t)
             else:
                 y = module(t)
-            return y.float().cpu().numpy()  # [N, 3, s*h, s*w]
+            return np.asarray(y.float().cpu().numpy())  # [N, 3, s*h, s*w]
 
     return fn
 

@@ -1,6 +1,6 @@
 """Classical baselines: bicubic and Lanczos resampling (OpenCV), the floor every learned model must beat.
 
-    framefleet enhance clip.mp4 --model bicubic --scale 2
+framefleet enhance clip.mp4 --model bicubic --scale 2
 """
 
 from __future__ import annotations

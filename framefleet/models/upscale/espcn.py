@@ -6,8 +6,10 @@ bicubic, as VDSR does:
 
 About 27 k parameters, all at low resolution. The last conv starts at zero, so the untrained net *is*
 bicubic and training can only add detail. The bicubic skip runs in OpenCV, outside the network:
-ONNX Runtime's cubic Resize took 80% of the time of a 540p frame (2.0 fps against 9 fps without it). Trained by us with `training/train_espcn.py` on real
-photographs degraded the way uploads are (×2 downscale, H.264 at a CRF sweep); the weights ship with
+ONNX Runtime's cubic Resize took 80% of the time of a 540p frame (2.0 fps against 9 fps without it).
+
+Trained by us with `training/train_espcn.py` on real photographs degraded the way uploads are (×2
+downscale, H.264 at a CRF sweep); the weights ship with
 the package (`weights/espcn-x2.safetensors`) together with the ONNX export that the default CPU
 backend runs (`weights/espcn-x2.onnx`, made by the same script).
 
@@ -20,10 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from framefleet.errors import InputError, ModelError
 import cv2
 import numpy as np
 
+from framefleet.errors import InputError, ModelError
 from framefleet.models.upscale.base import (
     ArrayFn,
     LearnedUpscaler,
@@ -57,13 +59,15 @@ def build_espcn(scale: int = 2, f1: int = 64, f2: int = 32) -> Any:
             self.conv2 = nn.Conv2d(f1, f2, 3, padding=1)
             self.conv3 = nn.Conv2d(f2, 3 * scale * scale, 3, padding=1)
             self.shuffle = nn.PixelShuffle(scale)
+            assert self.conv3.bias is not None
             nn.init.zeros_(self.conv3.weight)
             nn.init.zeros_(self.conv3.bias)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [N, 3, H, W] in 0..1
             h = torch.tanh(self.conv1(x))  # [N, f1, H, W]
             h = torch.tanh(self.conv2(h))  # [N, f2, H, W]
-            return self.shuffle(self.conv3(h))  # [N, 3, rH, rW]: detail to add to bicubic(x)
+            detail: torch.Tensor = self.shuffle(self.conv3(h))  # [N, 3, rH, rW]: added to bicubic(x)
+            return detail
 
     return ESPCNResidual()
 

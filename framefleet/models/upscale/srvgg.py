@@ -19,8 +19,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-
-
 from framefleet.errors import InputError, ModelError
 from framefleet.models.upscale.base import LearnedUpscaler, check_scale, file_digest, resolve_device, torch_fn
 
@@ -132,8 +130,6 @@ class SRVGGUpscaler(LearnedUpscaler):
             batch=batch,
             extra={"weights": file_digest(weights), "num_feat": num_feat, "num_conv": num_conv},
         )
-
-
 
 
 __all__ = ["SRVGGUpscaler", "architecture", "build_srvgg", "load_state"]
