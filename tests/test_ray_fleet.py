@@ -148,3 +148,22 @@ def test_unreachable_ray_head_fails_fast(tmp_path: Path) -> None:
     proc = run_cli("serve", "--regions", str(toml), "--ray-address", f"127.0.0.1:{free_port()}", "--json")
     assert proc.returncode == 2 and time.monotonic() - t0 < 30
     assert "no Ray head answers" in one_json(proc.stdout)["error"]["message"]
+
+
+def test_enhance_segments_as_ray_tasks_match_sequential(ray_address: str, tmp_path: Path) -> None:
+    from conftest import write_clip
+
+    from framefleet.media import iter_timed_frames
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=40, audio=True)
+    env = {"FRAMEFLEET_HOME": str(tmp_path / "home")}
+    seq, par = tmp_path / "seq.mp4", tmp_path / "ray.mp4"
+    proc = run_cli("enhance", str(clip), "--no-gate", "-o", str(seq), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(
+        "enhance", str(clip), "--no-gate", "--force", "--segments", "3", "--ray-address", ray_address,
+        "-o", str(par), "--json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [f.pts for f in iter_timed_frames(par)] == [f.pts for f in iter_timed_frames(seq)]
+    assert one_json(proc.stdout)["variants"][0]["frame_count"] == 40
