@@ -16,9 +16,10 @@ import pytest
 
 from framefleet.fleet.local import free_port
 from framefleet.fleet.ray_fleet import REGION_LABEL, RayFleet
+from framefleet.media import iter_timed_frames
 from framefleet.serve.client import FramefleetClient
 
-from conftest import kill_worker_mid_request, one_json, run_cli
+from conftest import kill_worker_mid_request, one_json, run_cli, write_clip
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -151,10 +152,6 @@ def test_unreachable_ray_head_fails_fast(tmp_path: Path) -> None:
 
 
 def test_enhance_segments_as_ray_tasks_match_sequential(ray_address: str, tmp_path: Path) -> None:
-    from conftest import write_clip
-
-    from framefleet.media import iter_timed_frames
-
     clip = write_clip(tmp_path / "clip.mp4", frames=40, audio=True)
     env = {"FRAMEFLEET_HOME": str(tmp_path / "home")}
     seq, par = tmp_path / "seq.mp4", tmp_path / "ray.mp4"
