@@ -20,6 +20,7 @@ from framefleet.media.encode import EncodeSettings, transcode
 from framefleet.media.ladder import Rung, plan_ladder
 from framefleet.media.probe import probe
 from framefleet.store import Asset, Producer, Store, Variant
+from framefleet.tasks._variants import store_variant, video_variant
 from framefleet.tasks.ingest import ORIGINAL
 
 ENCODER_VERSION = "1"  # bump when the encode recipe changes output for the same parameters
@@ -102,33 +103,7 @@ def _encode_rung(
         transcode(src, tmp, rung, encode, on_frame=on_frame)
         info = probe(tmp, verify=False)
         ref = store.blobs.put_file(tmp, move=True)
-    v = info.video
-    assert v is not None  # we just wrote a video
-    variant = Variant(
-        asset_id=asset.id,
-        name=f"{encode.codec}-{rung.name}",
-        parent_id=parent.id,
-        **producer.variant_columns(),
-        blob_key=ref.key,
-        container="mp4",
-        video_codec=v.codec,
-        audio_codec=info.audio.codec if info.audio else None,
-        width=v.width,
-        height=v.height,
-        fps=v.fps,
-        frame_count=v.frames,
-        duration=info.duration,
-        bitrate=info.bitrate,
-        size_bytes=ref.size,
-        metrics={},
-        status="ready",
+    variant = video_variant(
+        info, ref, asset_id=asset.id, name=f"{encode.codec}-{rung.name}", parent_id=parent.id, producer=producer
     )
-    try:
-        stored, created = store.add_variant(variant)
-    except BaseException:
-        if ref.created:
-            store.blobs.delete(ref.key)
-        raise
-    if not created and ref.created and stored.blob_key != ref.key:
-        store.blobs.delete(ref.key)
-    return stored, created
+    return store_variant(store, variant, new_blob=ref.created)

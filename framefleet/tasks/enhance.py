@@ -39,6 +39,7 @@ from framefleet.quality.gate import GateDecision, GateInput, GateThresholds, dec
 from framefleet.quality.noref import estimate_quality
 from framefleet.store import Asset, Producer, Store, Variant
 from framefleet.tasks import segment_worker as sw
+from framefleet.tasks._variants import store_variant, video_variant
 from framefleet.tasks.encode import encode_ladder
 from framefleet.tasks.gain import measure_gain
 from framefleet.tasks.ingest import ORIGINAL, ingest
@@ -178,7 +179,9 @@ def enhance(
                 **(measure_gain(src, spec, settings.tmp_dir) if request.measure_gain else {}),
                 "rotation_applied": info.video.rotation,
             }
-            result.variant, result.created = _store_variant(store, variant, existing, new_blob)
+            result.variant, result.created = store_variant(
+                store, variant, new_blob=new_blob, replace_id=existing.id if existing is not None else None
+            )
         except BaseException as e:
             store.finish_job(job, error=str(e) or type(e).__name__)
             raise
@@ -190,7 +193,7 @@ def enhance(
         )
         result.ladder = ladder.variants
     blob = store.blobs.open_path(result.variant.blob_key)
-    result.output = _copy_out(blob, Path(output), settings) if output is not None else blob
+    result.output = _copy_out(blob, Path(output)) if output is not None else blob
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -248,25 +251,8 @@ def _compute(
         mux_audio(video, src, final)
         out_info = probe(final, verify=False)
         ref = store.blobs.put_file(final, move=True)
-    v = out_info.video
-    assert v is not None
-    variant = Variant(
-        asset_id=asset.id,
-        name=variant_name(spec, rate),
-        parent_id=parent.id,
-        **producer.variant_columns(),
-        blob_key=ref.key,
-        container="mp4",
-        video_codec=v.codec,
-        audio_codec=out_info.audio.codec if out_info.audio else None,
-        width=v.width,
-        height=v.height,
-        fps=v.fps,
-        frame_count=v.frames,
-        duration=out_info.duration,
-        bitrate=out_info.bitrate,
-        size_bytes=ref.size,
-        status="ready",
+    variant = video_variant(
+        out_info, ref, asset_id=asset.id, name=variant_name(spec, rate), parent_id=parent.id, producer=producer
     )
     return variant, ref.created
 
@@ -311,22 +297,7 @@ def _run_local(
             raise
 
 
-def _store_variant(store: Store, variant: Variant, existing: Variant | None, new_blob: bool) -> tuple[Variant, bool]:
-    assert variant.blob_key is not None
-    try:
-        if existing is not None:
-            return store.replace_variant(existing.id, variant), True
-        stored, created = store.add_variant(variant)
-    except BaseException:
-        if new_blob:
-            store.blobs.delete(variant.blob_key)
-        raise
-    if not created and new_blob and variant.blob_key != stored.blob_key:
-        store.blobs.delete(variant.blob_key)  # lost a race with an identical job: keep the first result
-    return stored, created
-
-
-def _copy_out(blob: Path, dst: Path, settings: Settings) -> Path:
+def _copy_out(blob: Path, dst: Path) -> Path:
     """Copy the stored file to the user's path atomically (a temp name in the same folder, then rename)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.part")

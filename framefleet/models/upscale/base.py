@@ -8,7 +8,6 @@ version and its parameters: those three make the producer of the variant it writ
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -177,8 +176,3 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def safe_min_tile(h: int, w: int) -> int:
-    """Default tile edge: whole frames up to 720p, else tiles of about a quarter of a 1080p frame."""
-    return 0 if h * w <= 1280 * 720 else max(256, int(math.sqrt(h * w / 4)))
