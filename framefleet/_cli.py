@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from framefleet.errors import FramefleetError
 
@@ -55,3 +57,22 @@ def run(as_json: bool, fn: Callable[[], T]) -> T:
         first = (str(e).strip().splitlines() or [""])[0]
         sys.stderr.write(f"internal error: {type(e).__name__}: {first} (set FRAMEFLEET_DEBUG=1 for a traceback)\n")
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Rich progress bars on stderr, one per label, only for a person at a terminal; yields
+    `update(label, done, total)` (None when there is nobody to show them to)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total or None)
+            bar.update(tasks[label], completed=done)
+
+        yield update

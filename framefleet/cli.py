@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, err, out, run
+from framefleet._cli import JsonOpt, app, emit, out, progress_bars, run
 from framefleet.config import Settings, parse_ladder
 from framefleet.errors import InputError
 from framefleet.media.encode import ENCODERS, EncodeSettings
@@ -67,19 +66,8 @@ def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = Non
 @contextmanager
 def rung_progress(enabled: bool) -> Iterator[Callable[[Rung, int, int], None] | None]:
     """A rich progress bar per rung on stderr, only for a person at a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(rung: Rung, done: int, total: int) -> None:
-            if rung.name not in tasks:
-                tasks[rung.name] = bar.add_task(f"encode {rung.name}", total=total or None)
-            bar.update(tasks[rung.name], completed=done)
-
-        yield update
+    with progress_bars(enabled) as update:
+        yield None if update is None else (lambda rung, done, total: update(f"encode {rung.name}", done, total))
 
 
 @app.command()

@@ -7,16 +7,14 @@ framefleet quality ref.mp4 dist.mp4 --json     # {"psnr": .., "ssim": .., "vmaf"
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, err, out, run
+from framefleet._cli import JsonOpt, app, emit, out, progress_bars, run
 from framefleet.config import Settings, parse_ladder
 from framefleet.models.interpolate import INTERPOLATORS
 from framefleet.models.upscale import UPSCALERS
@@ -27,19 +25,8 @@ from framefleet.store.views import variant_dict
 
 @contextmanager
 def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(f"{stage} (frames)", total=total or None)
-            bar.update(tasks[stage], completed=done)
-
-        yield update
+    with progress_bars(enabled) as update:
+        yield None if update is None else (lambda stage, done, total: update(f"{stage} (frames)", done, total))
 
 
 @app.command()
