@@ -15,11 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
-
-from framefleet.errors import InputError, MediaError
+from framefleet.errors import InputError
 from framefleet.media.encode import _AudioPath
-from framefleet.media.probe import _ffmpeg_reason, check_file, open_input
+from framefleet.media.probe import check_file, open_input, open_output
 
 
 def _timed(packets: Iterator[Any], order: int) -> Iterator[tuple[float, int, int, Any]]:
@@ -36,8 +34,7 @@ def mux_audio(video: str | Path, audio_from: str | Path, dst: str | Path, *, aud
     with open_input(vpath) as vin, open_input(apath) as ain:
         if not vin.streams.video:
             raise InputError(f"{vpath}: has no video stream")
-        out = av.open(str(dst), mode="w", format="mp4", options={"movflags": "+faststart"})
-        try:
+        with open_output(dst, f"muxing audio from {apath.name} into {vpath.name} failed") as out:
             vs = vin.streams.video[0]
             ov = out.add_stream_from_template(vs)
             audio = _AudioPath(ain, out, audio_kbps)
@@ -51,13 +48,4 @@ def mux_audio(video: str | Path, audio_from: str | Path, dst: str | Path, *, aud
                 elif pkt.dts is not None:
                     pkt.stream = ov
                     out.mux(pkt)
-        except av.FFmpegError as e:
-            out.close()
-            Path(dst).unlink(missing_ok=True)
-            raise MediaError(f"muxing audio from {apath.name} into {vpath.name} failed: {_ffmpeg_reason(e)}") from None
-        except BaseException:
-            out.close()
-            Path(dst).unlink(missing_ok=True)
-            raise
-        out.close()
     return audio.src is not None

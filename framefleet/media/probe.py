@@ -21,7 +21,7 @@ from typing import Any
 
 import av
 
-from framefleet.errors import InputError, TooLarge, UnsupportedMedia
+from framefleet.errors import InputError, MediaError, TooLarge, UnsupportedMedia
 from framefleet.media.image import DEFAULT_MAX_PIXELS, ImageInfo, identify_image
 
 # A frame interval further than this from the median interval makes a stream variable-frame-rate. Looser
@@ -101,6 +101,22 @@ def open_input(path: Path) -> Iterator[Any]:
         yield container
     finally:
         container.close()
+
+
+@contextmanager
+def open_output(dst: str | Path, failure: str) -> Iterator[Any]:
+    """`av.open` of an MP4 for writing (index up front) that leaves nothing behind: on any error the file
+    is closed and deleted, and FFmpeg's errors become one-line MediaErrors starting with `failure`."""
+    out = av.open(str(dst), mode="w", format="mp4", options={"movflags": "+faststart"})
+    try:
+        yield out
+    except BaseException as e:
+        out.close()
+        Path(dst).unlink(missing_ok=True)
+        if isinstance(e, av.FFmpegError):
+            raise MediaError(f"{failure}: {_ffmpeg_reason(e)}") from None
+        raise
+    out.close()
 
 
 def _ffmpeg_reason(e: BaseException) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import av
 
 from framefleet.errors import InputError, MediaError
-from framefleet.media.probe import _ffmpeg_reason, check_file, open_input
+from framefleet.media.probe import _ffmpeg_reason, check_file, open_input, open_output
 
 
 def keyframe_times(path: str | Path) -> list[Fraction]:
@@ -116,8 +116,7 @@ def join_segments(segments: Sequence[str | Path], dst: str | Path) -> None:
     if not segments:
         raise InputError("no segments to join")
     inputs = [check_file(s) for s in segments]
-    out = av.open(str(dst), mode="w", format="mp4", options={"movflags": "+faststart"})
-    try:
+    with open_output(dst, f"joining segments into {dst} failed") as out:
         mapping: dict[int, Any] = {}
         ends: dict[int, Fraction] = {}  # per output stream index: end time (s) of the last packet muxed
         for k, path in enumerate(inputs):
@@ -143,15 +142,6 @@ def join_segments(segments: Sequence[str | Path], dst: str | Path) -> None:
                     ends[pkt.stream.index] = max(ends.get(pkt.stream.index, Fraction(0)), end)
                     pkt.stream = mapping[pkt.stream.index]
                     out.mux(pkt)
-    except av.FFmpegError as e:
-        out.close()
-        Path(dst).unlink(missing_ok=True)
-        raise MediaError(f"joining segments into {dst} failed: {_ffmpeg_reason(e)}") from None
-    except BaseException:
-        out.close()
-        Path(dst).unlink(missing_ok=True)
-        raise
-    out.close()
 
 
 def _common_timescale(streams: Sequence[Any]) -> int:
