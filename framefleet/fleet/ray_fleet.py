@@ -103,6 +103,20 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> None:
         ) from e
 
 
+def connect(address: str) -> None:
+    """`ray.init` to the head at `address`, failing fast and clearly when there is none."""
+    import ray
+
+    check_reachable(address)
+    try:
+        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise InputError(
+            f"cannot connect to the Ray cluster at {address}: {e}. Start one with "
+            f"`ray start --head --port {address.rsplit(':', 1)[-1]} --labels {REGION_LABEL}=<region>`"
+        ) from e
+
+
 @dataclass
 class RayFleet(LocalFleet):
     """LocalFleet whose workers are Ray actors on the cluster at `address` (host:port of the head)."""
@@ -116,14 +130,7 @@ class RayFleet(LocalFleet):
     def _start_workers(self) -> None:
         import ray
 
-        check_reachable(self.address)
-        try:
-            ray.init(address=self.address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise InputError(
-                f"cannot connect to the Ray cluster at {self.address}: {e}. Start one with "
-                f"`ray start --head --port {self.address.rsplit(':', 1)[-1]} --labels {REGION_LABEL}=<region>`"
-            ) from e
+        connect(self.address)
         self._ray = ray
         missing = missing_regions(self.config.region_names, ray.nodes())  # type: ignore[no-untyped-call]
         if missing:
@@ -201,12 +208,8 @@ def run_segment_tasks(address: str, jobs: list[Any], parts: list[Any]) -> list[b
 
     from framefleet.tasks.segment_worker import process_segment_bytes
 
-    check_reachable(address)
     if not ray.is_initialized():
-        try:
-            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise InputError(f"cannot connect to the Ray cluster at {address}: {e}") from e
+        connect(address)
     # One CPU per task: Ray then runs as many segments at once as the cluster has cores. Ray re-runs a task
     # whose worker died (max_retries), which is safe: a segment task writes nothing outside its return value.
     task = ray.remote(num_cpus=1, max_retries=2)(process_segment_bytes)

@@ -84,20 +84,21 @@ def full_reference(
     if subsample < 1:
         raise InputError(f"subsample must be ≥ 1, got {subsample}")
     w, h = ri.video.width, ri.video.height
-    # Timestamps are renumbered from 0 on both sides: a reference with an edit list or a start offset
-    # would otherwise be paired with the wrong distorted frame.
-    graph = (
-        f"[0:v]scale={w}:{h}:flags=bicubic,format=yuv420p,setpts=N/TB[d];"
-        f"[1:v]format=yuv420p,setpts=N/TB[r];"
-        f"[d][r]libvmaf=model=version={VMAF_MODEL}:n_threads={threads}:n_subsample={subsample}"
-        ":feature=name=psnr|name=float_ssim:log_fmt=json:log_path={log}:shortest=1"
-    )
     with tempfile.TemporaryDirectory(prefix="framefleet-vmaf-") as tmp:
         log = Path(tmp) / "vmaf.json"
+        log_arg = str(log).replace(":", r"\:")  # ':' separates filter options
+        # Timestamps are renumbered from 0 on both sides: a reference with an edit list or a start offset
+        # would otherwise be paired with the wrong distorted frame.
+        graph = (
+            f"[0:v]scale={w}:{h}:flags=bicubic,format=yuv420p,setpts=N/TB[d];"
+            f"[1:v]format=yuv420p,setpts=N/TB[r];"
+            f"[d][r]libvmaf=model=version={VMAF_MODEL}:n_threads={threads}:n_subsample={subsample}"
+            f":feature=name=psnr|name=float_ssim:log_fmt=json:log_path={log_arg}:shortest=1"
+        )
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(dist), "-i", str(ref)]
         if max_frames is not None:
             cmd += ["-frames:v", str(max_frames)]
-        cmd += ["-lavfi", graph.format(log=str(log).replace(":", r"\:")), "-f", "null", "-"]
+        cmd += ["-lavfi", graph, "-f", "null", "-"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not log.exists():
             reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
