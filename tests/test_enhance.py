@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from framefleet.config import Settings
@@ -90,12 +91,26 @@ def test_rotated_and_vfr_clips(home: Path, media: dict[str, Path], tmp_path: Pat
     assert _times(out) == _times(media["vfr"])  # variable frame rate kept, frame for frame
 
 
-def test_tiny_video_is_handled(home: Path, tmp_path: Path) -> None:
-    tiny = write_clip(tmp_path / "tiny.mp4", frames=5, size=(2, 2))
+def _one_pixel_clip(path: Path, frames: int = 5) -> Path:
+    """A 1×1 H.264 video: yuv444p, since 4:2:0 needs even sizes."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width = s.height = 1
+        s.pix_fmt = "yuv444p"
+        for i in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.full((1, 1, 3), 40 * i, np.uint8), format="rgb24")))
+        c.mux(s.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_tiny_video_is_handled(home: Path, tmp_path: Path, size: int) -> None:
+    tiny = _one_pixel_clip(tmp_path / "tiny.mp4") if size == 1 else write_clip(tmp_path / "tiny.mp4", 5, (2, 2))
     r = run_cli("enhance", str(tiny), "--no-gate", "--json")
     assert r.returncode == 0, r.stderr
     d = one_json(r.stdout)
-    assert (d["variants"][0]["width"], d["variants"][0]["height"]) == (4, 4)
+    assert (d["variants"][0]["width"], d["variants"][0]["height"]) == (2 * size, 2 * size)
+    assert d["variants"][0]["frame_count"] == 5
     assert d["metrics"]["gain_vmaf"] is None and "too small" in d["metrics"]["gain_note"]
 
 
