@@ -44,6 +44,7 @@ def enhance(
     no_gate: Annotated[bool, typer.Option("--no-gate", help="Run the model whatever the gate says.")] = False,
     min_quality: Annotated[float, typer.Option(help="Gate: skip inputs with estimated VMAF below this.")] = 40.0,
     target: Annotated[int, typer.Option(help="Gate: skip inputs whose short side is already ≥ this.")] = 1080,
+    min_size: Annotated[int, typer.Option(help="Gate: skip inputs whose short side is below this.")] = 64,
     ladder: Annotated[str | None, typer.Option(help="Also encode an ABR ladder from the result, e.g. 720,480.")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Run segments as Ray tasks on this cluster.")] = None,
     output: Annotated[str | None, typer.Option("-o", "--output", help="Also write the enhanced video here.")] = None,
@@ -67,7 +68,7 @@ def enhance(
             segments=segments,
             force=force,
             gate=not no_gate,
-            thresholds=GateThresholds(target_short_side=target, min_quality=min_quality),
+            thresholds=GateThresholds(target_short_side=target, min_quality=min_quality, min_short_side=min_size),
             ladder=parse_ladder(ladder) if ladder else (),
             ray_address=ray_address,
         )

@@ -106,7 +106,9 @@ def _one_pixel_clip(path: Path, frames: int = 5) -> Path:
 @pytest.mark.parametrize("size", [1, 2])
 def test_tiny_video_is_handled(home: Path, tmp_path: Path, size: int) -> None:
     tiny = _one_pixel_clip(tmp_path / "tiny.mp4") if size == 1 else write_clip(tmp_path / "tiny.mp4", 5, (2, 2))
-    r = run_cli("enhance", str(tiny), "--no-gate", "--json")
+    gated = one_json(run_cli("enhance", str(tiny), "--json").stdout)  # the gate refuses a thumbnail...
+    assert gated["gate"]["rule"] == "too_small" and gated["variants"] == [] and gated["output"] is None
+    r = run_cli("enhance", str(tiny), "--no-gate", "--json")  # ... and --no-gate still handles it
     assert r.returncode == 0, r.stderr
     d = one_json(r.stdout)
     assert (d["variants"][0]["width"], d["variants"][0]["height"]) == (2 * size, 2 * size)

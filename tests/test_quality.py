@@ -90,6 +90,10 @@ def test_gate_rules() -> None:
     assert (poor.enhance, poor.rule) == (False, "too_poor") and "25.5" in poor.reason
     assert decide(GateInput(1600, 900, 80, 4), GateThresholds(target_short_side=2000)).rule == "too_large"
     assert decide(GateInput(640, 360, 25.5, 2), GateThresholds(min_quality=20)).enhance
+    tiny = decide(GateInput(1, 1, 100.0, 2), t)  # the estimate says 100: meaningless at this size
+    assert (tiny.enhance, tiny.rule) == (False, "too_small") and "1p" in tiny.reason
+    assert decide(GateInput(88, 64, 80, 2), t).rule == "pass"
+    assert decide(GateInput(88, 63, 80, 2), t).rule == "too_small"
 
 
 def test_delivery_rule_and_ab_buckets() -> None:

@@ -1,9 +1,11 @@
 """The enhancement gate (pure policy: numbers in, a decision and its reason out; no I/O).
 
 Super-resolution pays off on inputs that are small but clean: it restores detail the downscale took.
-It does not pay off on inputs already at the target size (nothing to add), and it hurts on inputs
-that are very poor (blocking, blur and noise are what it sharpens). Thresholds are configurable; the
-decision says which rule fired, with the numbers, so it can be shown to the user and stored.
+It does not pay off on inputs already at the target size (nothing to add), nor on thumbnails smaller
+than the no-reference estimate was trained on (its number means nothing there: a 1×1 video "scores"
+VMAF 100), and it hurts on inputs that are very poor (blocking, blur and noise are what it
+sharpens). Thresholds are configurable; the decision says which rule fired, with the numbers, so it
+can be shown to the user and stored.
 
     decide(GateInput(width=640, height=360, estimated_vmaf=82.0, scale=2), GateThresholds())
     -> GateDecision(enhance=True, rule="pass", reason="360p at estimated VMAF 82.0 ...")
@@ -20,6 +22,9 @@ class GateThresholds:
     target_short_side: int = 1080  # inputs whose short side is already this large are not upscaled
     min_quality: float = 40.0  # estimated VMAF below this: too degraded for enhancement to help
     max_output_short_side: int = 2160  # never produce more than 4K
+    # Below this short side the no-reference estimate is extrapolating (it was trained on frames ≥ 64 px)
+    # and there is too little picture for detail to be restored.
+    min_short_side: int = 64
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class GateInput:
 @dataclass(frozen=True)
 class GateDecision:
     enhance: bool
-    rule: str  # "pass" | "at_target" | "too_poor" | "too_large"
+    rule: str  # "pass" | "at_target" | "too_large" | "too_small" | "too_poor"
     reason: str
     estimated_vmaf: float
     thresholds: GateThresholds
@@ -60,6 +65,13 @@ def decide(inp: GateInput, thresholds: GateThresholds) -> GateDecision:
             False,
             "too_large",
             f"{short}p ×{inp.scale} = {short * inp.scale}p exceeds the {thresholds.max_output_short_side}p limit",
+        )
+    if short < thresholds.min_short_side:
+        return out(
+            False,
+            "too_small",
+            f"{short}p is below the {thresholds.min_short_side}p minimum: too little picture to restore, and the "
+            f"quality estimate ({q:.1f}) is not valid at this size",
         )
     if q < thresholds.min_quality:
         return out(
