@@ -36,7 +36,7 @@ from framefleet.models.upscale.base import (
     torch_fn,
 )
 
-VERSION = "2"
+VERSION = "3"
 SCALES = (2,)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 RECEPTIVE_RADIUS = 4  # 5×5 then two 3×3 convs: 2 + 1 + 1 pixels each side
@@ -44,6 +44,11 @@ RECEPTIVE_RADIUS = 4  # 5×5 then two 3×3 convs: 2 + 1 + 1 pixels each side
 
 def weights_path(scale: int, kind: str = "safetensors") -> Path:
     return WEIGHTS_DIR / f"espcn-x{scale}.{kind}"
+
+
+def widths(state: dict[str, Any]) -> tuple[int, int]:
+    """(f1, f2) of a saved ESPCN: read from its weights, so pruned or widened nets load too."""
+    return int(state["conv1.weight"].shape[0]), int(state["conv2.weight"].shape[0])
 
 
 def build_espcn(scale: int = 2, f1: int = 64, f2: int = 32) -> Any:
@@ -77,14 +82,16 @@ def bicubic_skip(x: np.ndarray, scale: int) -> np.ndarray:
     n, c, h, w = x.shape
     out = np.empty((n, c, h * scale, w * scale), np.float32)
     for i in range(n):
-        hwc = cv2.resize(x[i].transpose(1, 2, 0), (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
-        out[i] = hwc.transpose(2, 0, 1)  # [3, sh, sw]
+        for k in range(c):  # plane by plane: no interleaving copies (3× faster than resizing HWC)
+            cv2.resize(x[i, k], (w * scale, h * scale), dst=out[i, k], interpolation=cv2.INTER_CUBIC)
     return out
 
 
 def _with_skip(residual: ArrayFn, scale: int) -> ArrayFn:
     def fn(x: np.ndarray) -> np.ndarray:
-        return bicubic_skip(x, scale) + residual(x)  # [N, 3, sh, sw]
+        y = residual(x)  # [N, 3, sh, sw]
+        y += bicubic_skip(x, scale)
+        return y
 
     return fn
 
@@ -113,10 +120,11 @@ class ESPCNUpscaler(LearnedUpscaler):
             fn, label = onnx_fn(path), "onnx-cpu"
         elif backend == "torch":
             path = weights or weights_path(scale)
-            module = build_espcn(scale)
             from safetensors.torch import load_file
 
-            module.load_state_dict(load_file(str(path)))
+            state = load_file(str(path))
+            module = build_espcn(scale, *widths(state))
+            module.load_state_dict(state)
             dev = resolve_device(device)
             fn = torch_fn(module, dev, bf16=bf16)
             label = f"torch-{dev.split(':')[0]}" + ("-bf16" if bf16 and dev.startswith("cuda") else "")
