@@ -8,10 +8,10 @@ Degradation (what an upload went through): ×2 downscale with a random filter (a
 FFmpeg's scaler uses Lanczos) then H.264 intra coding at a random CRF in 18..34, or none; decoded back.
 
 The shipped weights (VERSION 3) came from three stages, each starting from the one before:
-    .venv/bin/python training/train_espcn.py --steps 8000 --grad-weight 0 --blurs 0 \
+    .venv/bin/python training/train_espcn.py --steps 8000 --grad-weight 0 --blurs 0 --no-graphics \
         --out stage1.safetensors                                                         # 1: pixel L1, ~12 min
     .venv/bin/python training/train_espcn.py --steps 3000 --init stage1.safetensors \
-        --lr 5e-4 --grad-weight 2 --blurs 0 0 0.6 0.9 1.2                                # 2: = v2, git 9946e1b
+        --lr 5e-4 --grad-weight 2 --blurs 0 0 0.6 0.9 1.2 --no-graphics                  # 2: = v2, git 9946e1b
     git show 9946e1b:framefleet/models/upscale/weights/espcn-x2.safetensors > /tmp/v2.safetensors
     .venv/bin/python training/train_espcn.py --steps 2000 --init /tmp/v2.safetensors \
         --lr 3e-4 --grad-weight 2 --blurs 0 0 0 0.6 0.9 1.2 --seed 2                     # 3: = v3, ~8 min
@@ -63,7 +63,12 @@ def _dir_of(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def photographs() -> dict[str, np.ndarray]:
+# Flat colour and hard edges: what animation and screen content look like (added in stage 3).
+GRAPHICS = ("logo.png", "color.png")
+
+
+def photographs(graphics: bool = False) -> dict[str, np.ndarray]:
+    """The real photographs (train_noref.py uses these too), and with `graphics` the two flat graphics."""
     sk = _dir_of("skimage") / "data"
     mpl = _dir_of("matplotlib") / "mpl-data" / "sample_data"
     names = [
@@ -83,9 +88,8 @@ def photographs() -> dict[str, np.ndarray]:
             "gravel.png",
             "camera.png",
             "horse.png",
-            "logo.png",  # flat colour and hard edges: what animation and screen content look like
-            "color.png",
         )
+        + (GRAPHICS if graphics else ())
     ] + [mpl / "grace_hopper.jpg", mpl / "Minduka_Present_Blue_Pack.png"]
     out = {}
     for path in names:
@@ -174,13 +178,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--blurs", type=float, nargs="+", default=list(BLURS), help="σs of pre-downscale blur to draw")
     ap.add_argument("--prune", type=int, help="keep only this many conv1 channels of --init (those conv2 weighs most)")
+    ap.add_argument("--no-graphics", action="store_true", help="photographs only (as stages 1 and 2 were)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=weights_path(SCALE), help="where the safetensors go (ONNX beside)")
     args = ap.parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    images = photographs()
+    images = photographs(graphics=not args.no_graphics)
     pairs = make_pairs(images, tuple(args.blurs))
     if args.init is not None:
         from safetensors.torch import load_file
