@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 
 from framefleet.errors import InputError, ModelError
-from framefleet.models.upscale.base import Upscaler, resolve_device
+from framefleet.models.upscale.base import Upscaler, check_scale, resolve_device
 from framefleet.models.upscale.classical import ResampleUpscaler
 from framefleet.models.upscale.espcn import ESPCNUpscaler
 from framefleet.models.upscale.ncnn_convert import convert_to_safetensors
@@ -47,11 +47,7 @@ def ncnn_model_dir() -> Path:
 
 def animevideo_weights(scale: int, cache_dir: Path) -> Path:
     """The pretrained realesr-animevideov3-x{scale} weights as safetensors, converted once into `cache_dir`."""
-    if scale not in ANIMEVIDEO_SCALES:
-        raise InputError(
-            f"model 'realesr-animevideov3' does not support scale {scale}; it supports ×2, ×3, ×4. "
-            "Pick one of those with --scale"
-        )
+    check_scale("realesr-animevideov3", scale, ANIMEVIDEO_SCALES)
     out = cache_dir / f"realesr-animevideov3-x{scale}.safetensors"
     if not out.is_file():
         param = ncnn_model_dir() / f"realesr-animevideov3-x{scale}.param"

@@ -135,7 +135,7 @@ class ESPCNUpscaler(LearnedUpscaler):
             _with_skip(fn, scale),
             backend=label,
             tile=tile,
-            overlap=RECEPTIVE_RADIUS + 2,  # + the bilinear skip's support, with a margin
+            overlap=RECEPTIVE_RADIUS + 2,  # + the bicubic skip's support (2 px), so seams match
             batch=batch,
             extra={"weights": file_digest(weights or weights_path(scale))},
         )
