@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from framefleet.errors import InputError, ModelError
 from framefleet.media import iter_frames, sample_path
 from framefleet.models.upscale import ANIMEVIDEO_SCALES, load_upscaler, ncnn_model_dir
 from framefleet.models.upscale.base import Upscaler
+from framefleet.models.upscale.espcn import add_luma_residual, bicubic_skip, build_espcn, luma_planar, widths
 from framefleet.models.upscale.ncnn_convert import convert
 from framefleet.models.upscale.srvgg import build_srvgg
 
@@ -54,12 +56,72 @@ def test_espcn_onnx_and_torch_backends_agree_and_tiling_is_seamless() -> None:
 
 
 def test_espcn_beats_bicubic_on_a_held_out_clip() -> None:
-    import cv2
-
     hr = frames(4, crop=(144, 176))
     lr = np.stack([cv2.resize(f, (88, 72), interpolation=cv2.INTER_AREA) for f in hr])
     err = {n: np.mean((load_upscaler(n)(lr).astype(float) - hr) ** 2) for n in ("bicubic", "espcn")}
     assert err["espcn"] < err["bicubic"]
+
+
+def test_espcn_adds_one_luma_residual_so_colour_stays_bicubic() -> None:
+    """v4 adds the same δY to R, G and B: Cb and Cr (differences between channels) are bicubic's."""
+    x = frames(2, crop=(72, 88))
+    out = load_upscaler("espcn")(x).astype(int)  # [2, 144, 176, 3]
+    base = np.stack([cv2.resize(f.astype(np.float32), (176, 144), interpolation=cv2.INTER_CUBIC) for f in x])
+    delta = out - base  # [2, 144, 176, 3]: δY on every channel, ± rounding
+    inside = ((base > 1) & (base < 254)).all(-1) & ((out > 0) & (out < 255)).all(-1)  # no clipping
+    spread = delta.max(-1) - delta.min(-1)
+    assert spread[inside].max() <= 1.01
+    assert np.abs(delta[inside]).mean() > 0.3  # and there is a residual at all
+
+
+def get_dummy_espcn(tmp_path: Path, *, channels: int, seed: int = 0) -> tuple[Path, torch.nn.Module]:
+    """A tiny seeded ESPCN (8×4 wide) with a non-zero last conv, saved as training saves it."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    net = build_espcn(2, 8, 4, channels=channels)
+    torch.nn.init.normal_(net.conv3.weight, std=0.05)
+    path = tmp_path / f"espcn-{channels}ch.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path, net.eval()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_espcn_user_weights_luma_and_rgb(tmp_path: Path, channels: int) -> None:
+    """Luma (v4) and RGB-residual (v3) weights both run; each is bicubic plus the module, rounded once."""
+    path, net = get_dummy_espcn(tmp_path, channels=channels)
+    x = frames(2)
+    up = load_upscaler("espcn", backend="torch", device="cpu", weights=path)
+    planar = x.transpose(0, 3, 1, 2).astype(np.float32) / 255  # [2, 3, h, w]
+    net_in = luma_planar(x) if channels == 1 else planar
+    with torch.no_grad():
+        detail = net(torch.from_numpy(net_in)).numpy()  # [2, C, 2h, 2w]
+    if channels == 1:
+        ref = add_luma_residual(x, detail, 2)
+    else:
+        ref = np.clip((bicubic_skip(planar, 2) + detail) * 255 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    assert np.abs(up(x).astype(int) - ref).max() <= 1
+    assert np.abs(ref.astype(int) - load_upscaler("bicubic")(x)).max() > 2  # the residual does something
+
+
+def test_distillation_starts_from_the_teacher_seen_through_grey(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """training/distill_espcn.py: the unpruned grey view of an RGB net gives, on a grey picture, the luma of
+    what the RGB net gives; pruning keeps the shapes consistent."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "training"))
+    from distill_espcn import LUMA, grey_view
+
+    _, teacher = get_dummy_espcn(tmp_path, channels=3)
+    student = build_espcn(2, 8, 4, channels=1)
+    student.load_state_dict(grey_view(teacher.state_dict(), 8, 4))
+    y = torch.rand(2, 1, 12, 16)  # [2, 1, h, w]
+    with torch.no_grad():
+        want = (teacher(y.expand(2, 3, 12, 16)) * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)  # [2, 1, 2h, 2w]
+        assert torch.allclose(student(y), want, atol=1e-6)
+    pruned = grey_view(teacher.state_dict(), 4, 2)
+    assert widths(pruned) == (4, 2, 1)
+    build_espcn(2, 4, 2, channels=1).load_state_dict(pruned)
 
 
 def test_unsupported_scale_names_the_supported_ones() -> None:

@@ -7,7 +7,9 @@ bigbuckbunny, carphone) are never seen in training: they measure generalisation.
 Degradation (what an upload went through): ×2 downscale with a random filter (area, bicubic, Lanczos:
 FFmpeg's scaler uses Lanczos) then H.264 intra coding at a random CRF in 18..34, or none; decoded back.
 
-The shipped weights (VERSION 3) came from three stages, each starting from the one before:
+This trains v3, an RGB residual (3→64→32→12): the teacher the shipped v4 (a luma residual, 1→32→16→4) is
+distilled from by training/distill_espcn.py. v3 shipped in git 60790e0 and came from three stages, each
+starting from the one before:
     .venv/bin/python training/train_espcn.py --steps 8000 --grad-weight 0 --blurs 0 --no-graphics \
         --out stage1.safetensors                                                         # 1: pixel L1, ~12 min
     .venv/bin/python training/train_espcn.py --steps 3000 --init stage1.safetensors \
@@ -18,7 +20,7 @@ The shipped weights (VERSION 3) came from three stages, each starting from the o
 (stages 1 and 2 ran before logo.png and color.png joined the training images). Each stage trades a
 little PSNR for sharpness: L1 alone smooths and loses VMAF to bicubic; stage 2's blur (2 draws in 5)
 won VMAF and cost PSNR on animation; stage 3 blurs 3 draws in 6 and adds flat graphics.
-    -> framefleet/models/upscale/weights/espcn-x2.safetensors, espcn-x2.onnx
+    -> espcn-v3.safetensors, espcn-v3.onnx (--out; the shipped v4 files are distill_espcn.py's)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tqdm import tqdm
 
 from framefleet.media import encode_frames, iter_frames
 from framefleet.media.encode import EncodeSettings
-from framefleet.models.upscale.espcn import build_espcn, weights_path, widths
+from framefleet.models.upscale.espcn import build_espcn, widths
 from framefleet.quality.fullref import psnr
 
 SCALE = 2
@@ -180,7 +182,7 @@ def main() -> None:
     ap.add_argument("--prune", type=int, help="keep only this many conv1 channels of --init (those conv2 weighs most)")
     ap.add_argument("--no-graphics", action="store_true", help="photographs only (as stages 1 and 2 were)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=weights_path(SCALE), help="where the safetensors go (ONNX beside)")
+    ap.add_argument("--out", type=Path, default=Path("espcn-v3.safetensors"), help="the safetensors (ONNX beside)")
     args = ap.parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -196,7 +198,7 @@ def main() -> None:
         model = build_espcn(SCALE, *widths(state))
         model.load_state_dict(state)
     else:
-        model = build_espcn(SCALE)
+        model = build_espcn(SCALE, channels=3)  # the RGB-residual teacher (v3); v4 is distilled from it
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     t0 = time.time()
@@ -250,7 +252,7 @@ def prune_conv1(state: dict[str, torch.Tensor], keep: int) -> dict[str, torch.Te
 
 
 def export_onnx(model: torch.nn.Module, out: Path) -> None:
-    x = torch.rand(1, 3, 64, 64)
+    x = torch.rand(1, model.conv1.in_channels, 64, 64)  # [1, C, h, w]: C = 1 (luma, v4) or 3 (RGB, v3)
     torch.onnx.export(
         model,
         (x,),

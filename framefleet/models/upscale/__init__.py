@@ -7,7 +7,7 @@
 | name                   | scales  | backends            | weights                                      |
 |------------------------|---------|---------------------|----------------------------------------------|
 | bicubic, lanczos       | 2, 3, 4 | OpenCV              | none                                         |
-| espcn                  | 2       | onnx (CPU), torch   | ours, shipped (training/train_espcn.py)      |
+| espcn                  | 2       | onnx (CPU), torch   | ours, shipped (training/distill_espcn.py)    |
 | realesr-animevideov3   | 2, 3, 4 | torch (CPU, CUDA)   | pretrained ncnn files, converted on first use|
 | srvgg                  | weights | torch (CPU, CUDA)   | a user's Real-ESRGAN compact .pth/.safetensors|
 """

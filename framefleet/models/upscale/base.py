@@ -55,7 +55,7 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-ArrayFn = Callable[[np.ndarray], np.ndarray]  # float32 [N, 3, h, w] in 0..1 -> [N, 3, s*h, s*w]
+ArrayFn = Callable[[np.ndarray], np.ndarray]  # float32 [N, C, h, w] in 0..1 -> [N, C, s*h, s*w]
 
 
 def run_tiled(fn: ArrayFn, x: np.ndarray, scale: int, tile: int, overlap: int) -> np.ndarray:
@@ -154,7 +154,8 @@ def torch_fn(module: Any, device: str, *, bf16: bool) -> ArrayFn:
     return fn
 
 
-def onnx_fn(path: Path) -> ArrayFn:
+def onnx_fn(path: Path) -> tuple[ArrayFn, int]:
+    """A numpy-in numpy-out function running the ONNX model at `path` on the CPU, and the channels it takes."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -165,12 +166,12 @@ def onnx_fn(path: Path) -> ArrayFn:
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
         raise ModelError(f"ONNX Runtime cannot load {path}: {e}") from None
-    name = session.get_inputs()[0].name
+    name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape  # [n, C, h, w]
 
     def fn(x: np.ndarray) -> np.ndarray:
         return np.asarray(session.run(None, {name: x})[0])
 
-    return fn
+    return fn, int(shape[1]) if isinstance(shape[1], int) else 3
 
 
 def resolve_device(device: str) -> str:
