@@ -25,7 +25,7 @@ async def _timed_post(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[
 
 def test_second_request_is_rejected_immediately_not_queued() -> None:
     app = create_worker_app(
-        {"synthetic": synthetic_task(ServiceTime(0.3, kind="constant"))}, name="w1", region="eu-west"
+        {"synthetic": synthetic_task(ServiceTime(1.0, kind="constant"))}, name="w1", region="eu-west"
     )
 
     async def scenario() -> None:
@@ -36,14 +36,16 @@ def test_second_request_is_rejected_immediately_not_queued() -> None:
             assert second.status_code == 503
             assert second.headers["Retry-After"] == "1"
             assert second.json()["error"]["reason"] == "busy"
-            assert t_second < 0.05  # rejected within milliseconds, without waiting for the slot
+            # Rejected while the first still holds the slot, not after it: milliseconds normally; the bound
+            # leaves room for a stall of this shared machine (0.39 s was seen once in the full suite).
+            assert not first.done() and t_second < 0.5
             r1, t_first = await first
-            assert r1.status_code == 200 and r1.json()["result"]["echo"] == 1 and t_first >= 0.3
+            assert r1.status_code == 200 and r1.json()["result"]["echo"] == 1 and t_first >= 1.0
             third, _ = await _timed_post(c, {"echo": 3})  # the slot is free again
             assert third.status_code == 200
             stats = (await c.get("/stats")).json()
             assert (stats["served"], stats["rejected"], stats["busy"]) == (2, 1, False)
-            assert stats["service_ms"]["p50"] == pytest.approx(300, abs=40)
+            assert stats["service_ms"]["p50"] == pytest.approx(1000, abs=60)
             metrics = (await c.get("/metrics")).text
             assert 'framefleet_worker_requests_total{outcome="busy"} 1.0' in metrics
             assert 'framefleet_worker_requests_total{outcome="served"} 2.0' in metrics
