@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
-from train_espcn import HELD_OUT, SCALE, degrade, export_onnx, make_pairs, photographs
+from train_espcn import HELD_OUT, SCALE, crop_pair, degrade, export_onnx, make_pairs, photographs
 
 from framefleet.models.upscale.espcn import add_luma_residual, build_espcn, luma_planar, weights_path, widths
 from framefleet.quality.fullref import psnr
@@ -85,14 +85,7 @@ def teacher_targets(
 def batch(data: list[tuple[np.ndarray, np.ndarray]], n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ds = [], []
     for _ in range(n):
-        lr, dy = random.choice(data)
-        y0, x0 = random.randrange(lr.shape[0] - size), random.randrange(lr.shape[1] - size)
-        a = lr[y0 : y0 + size, x0 : x0 + size]
-        d = dy[SCALE * y0 : SCALE * (y0 + size), SCALE * x0 : SCALE * (x0 + size)]
-        k = random.randrange(4)
-        a, d = np.rot90(a, k), np.rot90(d, k)
-        if random.random() < 0.5:
-            a, d = a[:, ::-1], d[:, ::-1]
+        a, d = crop_pair(*random.choice(data), size)  # [size, size, 3], [2size, 2size]
         xs.append(a.transpose(2, 0, 1))
         ds.append(d[None].copy())
     x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255)  # [n, 3, size, size]

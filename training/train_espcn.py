@@ -141,17 +141,22 @@ def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(dx(a), dx(b)) + F.l1_loss(dy(a), dy(b))
 
 
+def crop_pair(lr: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random size² crop of `lr` and the aligned (×SCALE) crop of `target`, rotated and flipped alike."""
+    y0, x0 = random.randrange(lr.shape[0] - size), random.randrange(lr.shape[1] - size)
+    a = lr[y0 : y0 + size, x0 : x0 + size]
+    b = target[SCALE * y0 : SCALE * (y0 + size), SCALE * x0 : SCALE * (x0 + size)]
+    k = random.randrange(4)
+    a, b = np.rot90(a, k), np.rot90(b, k)
+    if random.random() < 0.5:
+        a, b = a[:, ::-1], b[:, ::-1]
+    return a, b
+
+
 def batch(pairs: list[tuple[np.ndarray, np.ndarray]], n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
     for _ in range(n):
-        lr, hr = random.choice(pairs)
-        y0, x0 = random.randrange(lr.shape[0] - size), random.randrange(lr.shape[1] - size)
-        a = lr[y0 : y0 + size, x0 : x0 + size]
-        b = hr[SCALE * y0 : SCALE * (y0 + size), SCALE * x0 : SCALE * (x0 + size)]
-        k = random.randrange(4)
-        a, b = np.rot90(a, k), np.rot90(b, k)
-        if random.random() < 0.5:
-            a, b = a[:, ::-1], b[:, ::-1]
+        a, b = crop_pair(*random.choice(pairs), size)
         xs.append(a.transpose(2, 0, 1))
         ys.append(b.transpose(2, 0, 1))
     x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255)  # [n, 3, size, size]
