@@ -28,19 +28,15 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
-from train_espcn import HELD_OUT, SCALE, crop_pair, degrade, export_onnx, make_pairs, photographs
+from train_espcn import HELD_OUT, SCALE, crop_pair, degrade, make_pairs, photographs, prune, save_weights
 
 from framefleet.models.upscale.espcn import add_luma_residual, build_espcn, luma_planar, weights_path, widths
 from framefleet.quality.fullref import psnr
 
 LUMA = torch.tensor([0.299, 0.587, 0.114])  # BT.601, as OpenCV's RGB2GRAY and FFmpeg's default RGB → YUV
 R2 = SCALE * SCALE
-
-
-def _keep(importance: torch.Tensor, n: int) -> torch.Tensor:
-    return importance.argsort(descending=True)[:n].sort().values
 
 
 def grey_view(teacher: dict[str, torch.Tensor], f1: int, f2: int) -> dict[str, torch.Tensor]:
@@ -55,19 +51,7 @@ def grey_view(teacher: dict[str, torch.Tensor], f1: int, f2: int) -> dict[str, t
         "conv3.weight": (w3 * LUMA.view(3, 1, 1, 1, 1)).sum(0),  # [r², f2, 3, 3]: δY = Σ coef · δRGB
         "conv3.bias": (b3 * LUMA.view(3, 1)).sum(0),
     }
-    i1 = _keep(s["conv2.weight"].pow(2).sum(dim=(0, 2, 3)), f1)
-    s["conv1.weight"], s["conv1.bias"], s["conv2.weight"] = (
-        s["conv1.weight"][i1],
-        s["conv1.bias"][i1],
-        s["conv2.weight"][:, i1],
-    )
-    i2 = _keep(s["conv3.weight"].pow(2).sum(dim=(0, 2, 3)), f2)
-    s["conv2.weight"], s["conv2.bias"], s["conv3.weight"] = (
-        s["conv2.weight"][i2],
-        s["conv2.bias"][i2],
-        s["conv3.weight"][:, i2],
-    )
-    return {k: v.contiguous() for k, v in s.items()}
+    return prune(prune(s, "conv1", f1), "conv2", f2)
 
 
 def teacher_targets(
@@ -165,10 +149,7 @@ def main() -> None:
         "held_out_psnr_bicubic": f"{bic:.3f}",
         "seconds": f"{time.time() - t0:.0f}",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(args.out), metadata=meta)
-    export_onnx(student, args.out.with_suffix(".onnx"))
-    print(json.dumps(meta, indent=1))
+    save_weights(student, args.out, meta)
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ def main() -> None:
 
         state = load_file(str(args.init))
         if args.prune:
-            state = prune_conv1(state, args.prune)
+            state = prune(state, "conv1", args.prune)
         model = build_espcn(SCALE, *widths(state))
         model.load_state_dict(state)
     else:
@@ -221,8 +221,6 @@ def main() -> None:
             bar.set_postfix(loss=f"{loss.item():.4f}", val_psnr=f"{ours:.2f}", bicubic=f"{bic:.2f}")
     ours, bic = validate(model, images[HELD_OUT])
     model.eval()
-    from safetensors.torch import save_file
-
     meta = {
         "steps": str(args.steps),
         "widths": json.dumps(widths(model.state_dict())),
@@ -238,22 +236,30 @@ def main() -> None:
         "held_out_psnr_bicubic": f"{bic:.3f}",
         "seconds": f"{time.time() - t0:.0f}",
     }
-    out = args.out
+    save_weights(model, args.out, meta)
+
+
+def prune(state: dict[str, torch.Tensor], conv: str, keep: int) -> dict[str, torch.Tensor]:
+    """Structured pruning: keep the `keep` output channels of `conv` ("conv1" or "conv2") whose input weights
+    in the next conv have the largest norm. conv2 is most of the net's work (64·32·9 of v3's 27 k
+    multiply-adds per pixel): halving conv1 halves it."""
+    nxt = {"conv1": "conv2", "conv2": "conv3"}[conv]
+    importance = state[f"{nxt}.weight"].pow(2).sum(dim=(0, 2, 3))  # [channels of conv]
+    idx = importance.argsort(descending=True)[:keep].sort().values
+    out = dict(state)
+    out[f"{conv}.weight"], out[f"{conv}.bias"] = state[f"{conv}.weight"][idx], state[f"{conv}.bias"][idx]
+    out[f"{nxt}.weight"] = state[f"{nxt}.weight"][:, idx]
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def save_weights(model: torch.nn.Module, out: Path, meta: dict[str, str]) -> None:
+    """The safetensors (with the recipe in its metadata) and the ONNX export beside it."""
+    from safetensors.torch import save_file
+
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out), metadata=meta)
     export_onnx(model, out.with_suffix(".onnx"))
     print(json.dumps(meta, indent=1))
-
-
-def prune_conv1(state: dict[str, torch.Tensor], keep: int) -> dict[str, torch.Tensor]:
-    """Structured pruning: keep the `keep` conv1 channels whose conv2 input weights have the largest norm.
-    conv2 is most of the net's work (64·32·9 of its 27 k multiply-adds per pixel); halving conv1 halves it."""
-    importance = state["conv2.weight"].pow(2).sum(dim=(0, 2, 3))  # [f1]
-    idx = importance.argsort(descending=True)[:keep].sort().values
-    out = dict(state)
-    out["conv1.weight"], out["conv1.bias"] = state["conv1.weight"][idx], state["conv1.bias"][idx]
-    out["conv2.weight"] = state["conv2.weight"][:, idx]
-    return {k: v.contiguous() for k, v in out.items()}
 
 
 def export_onnx(model: torch.nn.Module, out: Path) -> None:

@@ -121,12 +121,21 @@ class LearnedUpscaler:
         # Tiling with enough overlap and the batch size do not change the pixels; the backend can (bf16).
         return {"scale": self.scale, "backend": self.backend, **self._extra}
 
+    def net_input(self, frames: np.ndarray) -> np.ndarray:
+        """What the backend function reads from [n, H, W, 3] uint8: planar RGB in 0..1 unless overridden."""
+        return to_planar(frames)  # [n, 3, H, W]
+
+    def picture(self, frames: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The upscaled frames from the function's output `y` (and the input frames, for models that need them)."""
+        return to_frames(y)  # [n, sH, sW, 3]
+
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         frames = check_frames(frames)
         outs = []
         for i in range(0, len(frames), self.batch):
-            x = to_planar(frames[i : i + self.batch])  # [n, 3, H, W]
-            outs.append(to_frames(run_tiled(self._fn, x, self.scale, self.tile, self.overlap)))
+            chunk = frames[i : i + self.batch]  # [n, H, W, 3]
+            y = run_tiled(self._fn, self.net_input(chunk), self.scale, self.tile, self.overlap)  # [n, C, sH, sW]
+            outs.append(self.picture(chunk, y))
         return np.concatenate(outs) if outs else np.empty((0, 0, 0, 3), np.uint8)
 
 

@@ -34,12 +34,10 @@ from framefleet.errors import InputError, ModelError
 from framefleet.models.upscale.base import (
     ArrayFn,
     LearnedUpscaler,
-    check_frames,
     check_scale,
     file_digest,
     onnx_fn,
     resolve_device,
-    run_tiled,
     torch_fn,
 )
 
@@ -157,8 +155,8 @@ class ESPCNUpscaler(LearnedUpscaler):
             from safetensors.torch import load_file
 
             state = load_file(str(path))
-            module = build_espcn(scale, *widths(state))
-            self.channels = widths(state)[2]
+            f1, f2, self.channels = widths(state)
+            module = build_espcn(scale, f1, f2, self.channels)
             module.load_state_dict(state)
             dev = resolve_device(device)
             fn = torch_fn(module, dev, bf16=bf16)
@@ -179,13 +177,9 @@ class ESPCNUpscaler(LearnedUpscaler):
             extra={"weights": file_digest(weights or weights_path(scale))},
         )
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        if self.channels == 3:
-            return super().__call__(frames)
-        frames = check_frames(frames)
-        outs = []
-        for i in range(0, len(frames), self.batch):
-            chunk = frames[i : i + self.batch]  # [n, H, W, 3]
-            delta = run_tiled(self._fn, luma_planar(chunk), self.scale, self.tile, self.overlap)  # [n, 1, sH, sW]
-            outs.append(add_luma_residual(chunk, delta, self.scale))
-        return np.concatenate(outs) if outs else np.empty((0, 0, 0, 3), np.uint8)
+    def net_input(self, frames: np.ndarray) -> np.ndarray:
+        return luma_planar(frames) if self.channels == 1 else super().net_input(frames)
+
+    def picture(self, frames: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # The luma net gives δY [n, 1, sH, sW]; the RGB net's output already holds its bicubic skip.
+        return add_luma_residual(frames, y, self.scale) if self.channels == 1 else super().picture(frames, y)
