@@ -1,6 +1,6 @@
 """Distil ESPCN v4, a small luma-residual net, from v3, the RGB-residual net train_espcn.py trained.
 
-Why: v3 (3→64→32→12, 26 k multiply-adds per low-res pixel) met the quality goal but ran 540p → 1080p at
+Why: v3 (3→64→32→12, 27 k multiply-adds per low-res pixel) met the quality goal but ran 540p → 1080p at
 only 3.5–5.8 fps on 2 cores, depending on the day's host. PSNR-Y, SSIM and VMAF look at luma only, so
 v4 reads Y and gives δY, added to R, G and B alike (chroma stays bicubic's), and is narrower.
 
