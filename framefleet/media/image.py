@@ -87,7 +87,21 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
         raise InputError(f"{p}: not an image Pillow can read; give a PNG, JPEG or WebP file")
     with im:
         try:
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
+            return _to_rgb8(ImageOps.exif_transpose(im))
         except (OSError, SyntaxError, ValueError) as e:
             raise InputError(f"{p}: image is corrupt or truncated ({e}); re-export it") from None
-    return np.asarray(rgb, dtype=np.uint8)  # [H, W, 3]
+
+
+def _to_rgb8(im: Image.Image) -> np.ndarray:
+    """Any mode → RGB uint8 [H, W, 3]: 16-bit and 32-bit greys are scaled (Pillow's convert would clip them to
+    white), CMYK and palettes converted, transparency composited over white (what a viewer shows)."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        grey = np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)

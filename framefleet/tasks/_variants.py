@@ -3,6 +3,10 @@ storing that row so a lost race or a failure never leaves an orphaned blob."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from pathlib import Path
+
 from framefleet.media.probe import MediaInfo
 from framefleet.store import Producer, Store, Variant
 from framefleet.store.blobs import BlobRef
@@ -58,4 +62,17 @@ def store_variant(
     return stored, created
 
 
-__all__ = ["store_variant", "video_variant"]
+def copy_out(blob: Path, dst: Path) -> Path:
+    """Copy the stored file to the user's path atomically (a temp name in the same folder, then rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.part")
+    try:
+        shutil.copyfile(blob, tmp)
+        tmp.replace(dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return dst
+
+
+__all__ = ["copy_out", "store_variant", "video_variant"]

@@ -11,9 +11,7 @@ Nothing half-written survives a failure: scratch files are removed and rows are 
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +37,7 @@ from framefleet.quality.gate import GateDecision, GateInput, GateThresholds, dec
 from framefleet.quality.noref import estimate_quality
 from framefleet.store import Asset, Producer, Store, Variant
 from framefleet.tasks import segment_worker as sw
-from framefleet.tasks._variants import store_variant, video_variant
+from framefleet.tasks._variants import copy_out, store_variant, video_variant
 from framefleet.tasks.encode import encode_ladder
 from framefleet.tasks.gain import measure_gain
 from framefleet.tasks.ingest import ORIGINAL, ingest
@@ -193,7 +191,7 @@ def enhance(
         )
         result.ladder = ladder.variants
     blob = store.blobs.open_path(result.variant.blob_key)
-    result.output = _copy_out(blob, Path(output)) if output is not None else blob
+    result.output = copy_out(blob, Path(output)) if output is not None else blob
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -295,16 +293,3 @@ def _run_local(
             for f in futures:
                 f.cancel()
             raise
-
-
-def _copy_out(blob: Path, dst: Path) -> Path:
-    """Copy the stored file to the user's path atomically (a temp name in the same folder, then rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.part")
-    try:
-        shutil.copyfile(blob, tmp)
-        tmp.replace(dst)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return dst

@@ -1,0 +1,155 @@
+"""Train the reference image-to-video teacher (FramefleetVideoUNet, ~6 M parameters) on real photographs
+animated with procedural camera motion (framefleet.models.animate.motion), prompts encoded by MiniLM.
+
+Objective: DDPM v-prediction, cosine schedule (1000 steps), conditioning dropout for three-way guidance
+(InstructPix2Pix): 10% of clips lose the text, 5% lose text and image. EMA of the weights is what ships.
+Resumable: a checkpoint (model, EMA, optimiser, step, RNG) every --save-every steps; run the same command
+again to continue. --minutes stops cleanly (checkpoint + export) when the time is up.
+
+The shipped teacher came from (one thread, beside other work, on this 2-core machine):
+    .venv/bin/python training/train_animate.py --minutes 75 --threads 1
+    -> training/runs/teacher/ckpt.pt, then framefleet/models/animate/weights/teacher (diffusers folder, fp16)
+Export an existing checkpoint without training:
+    .venv/bin/python training/train_animate.py --export-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from framefleet.models.animate import motion
+from framefleet.models.animate.reference import REFERENCE_DIR, export_reference, noise_scheduler
+from framefleet.models.animate.text import embed_prompts, load_minilm
+from framefleet.models.animate.unet import FramefleetVideoUNet
+
+ROOT = Path(__file__).resolve().parent
+
+
+class ClipSampler:
+    """Random (clip, still, prompt embedding) batches from the training photographs."""
+
+    def __init__(self, seed: int, frames: int = 8, size: int = 64) -> None:
+        self.photos = list(motion.photographs("train").values())
+        self.prompts = motion.train_prompts()
+        texts = sorted({p for v in self.prompts.values() for p, _ in v})
+        tok, enc = load_minilm()
+        self.embeds = dict(zip(texts, embed_prompts(tok, enc, texts), strict=True))
+        self.rng = np.random.default_rng(seed)
+        self.frames, self.size = frames, size
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        clips, texts = [], []
+        for _ in range(n):
+            kind = motion.MOTIONS[self.rng.integers(len(motion.MOTIONS))]
+            text, speed = self.prompts[kind][self.rng.integers(len(self.prompts[kind]))]
+            photo = self.photos[self.rng.integers(len(self.photos))]
+            near = self.photos[self.rng.integers(len(self.photos))]
+            if self.rng.random() < 0.5:
+                photo = photo[:, ::-1]
+            spec = motion.ClipSpec(kind, speed, self.frames, self.size)
+            clips.append(motion.render_clip(np.ascontiguousarray(photo), spec, self.rng, near=near))
+            texts.append(text)
+        x = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # [B, F, 3, H, W]
+        e = torch.stack([self.embeds[t] for t in texts])  # [B, 384]
+        return x, x[:, 0].clone(), e
+
+
+def drop_conditions(image: torch.Tensor, text: torch.Tensor, rng: np.random.Generator) -> None:
+    """In place: 10% lose the text, 5% lose text and image (the three guidance passes' conditions)."""
+    for i in range(image.shape[0]):
+        u = rng.random()
+        if u < 0.15:
+            text[i] = 0
+        if u < 0.05:
+            image[i] = 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default=str(ROOT / "runs" / "teacher"))
+    ap.add_argument("--out", default=str(REFERENCE_DIR / "teacher"))
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--export-only", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = run / "ckpt.pt"
+    torch.manual_seed(args.seed)
+    model = FramefleetVideoUNet()
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    step, losses = 0, []
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, losses = state["step"], state["losses"]
+        print(f"resumed at step {step}")
+    if args.export_only:
+        export_reference(ema, Path(args.out), kind="teacher")
+        return
+    sampler = ClipSampler(args.seed + step)
+    sched = noise_scheduler()
+    alphas = sched.alphas_cumprod  # [1000]
+    start = time.monotonic()
+    bar = tqdm(total=args.steps, initial=step, desc="teacher", unit="step")
+
+    def save() -> None:
+        tmp = ckpt.with_suffix(".tmp")
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+        torch.save({**state, "step": step, "losses": losses}, tmp)
+        tmp.replace(ckpt)
+
+    while step < args.steps:
+        x0, image, text = sampler.batch(args.batch)
+        drop_conditions(image, text, sampler.rng)
+        t = torch.randint(0, 1000, (x0.shape[0],))
+        noise = torch.randn_like(x0)
+        a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
+        s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
+        xt = a * x0 + s * noise
+        v = a * noise - s * x0
+        for g in opt.param_groups:
+            g["lr"] = args.lr * min(1.0, (step + 1) / 200)
+        loss = F.mse_loss(model(xt, t, image, text), v)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        losses.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
+        out_of_time = args.minutes is not None and time.monotonic() - start > args.minutes * 60
+        if step % args.save_every == 0 or out_of_time or step == args.steps:
+            save()
+        if step % 500 == 0 or out_of_time or step == args.steps:
+            export_reference(ema, Path(args.out), kind="teacher")
+        if out_of_time:
+            break
+    bar.close()
+    print(f"step {step}: loss (last 100) {np.mean(losses[-100:]):.4f}; first 100 {np.mean(losses[:100]):.4f}")
+
+
+if __name__ == "__main__":
+    main()
