@@ -2,7 +2,7 @@
 people within a fixed GPU budget.
 
 The public surface is small and re-exported here; everything else lives in private-by-convention
-modules behind it. See ../shared/DESIGN.md for the layers.
+modules behind it. See docs/architecture.md for the layers.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
         UnsupportedMedia,
     )
     from framefleet.media import EncodeSettings, MediaInfo, plan_ladder, probe
+    from framefleet.models.animate import AnimatePipeline, load_pipeline
     from framefleet.store import Asset, Job, Producer, Store, Variant
     from framefleet.tasks import encode_ladder, ingest
+    from framefleet.tasks.animate import AnimateRequest, animate
 
 # Imported on first use (PEP 562): a serving worker that needs only `framefleet.serve` should not pay for
 # PyAV, SQLAlchemy and Alembic at start-up.
@@ -45,6 +47,8 @@ _LAZY = {
     **dict.fromkeys(["EncodeSettings", "MediaInfo", "plan_ladder", "probe"], "framefleet.media"),
     **dict.fromkeys(["Asset", "Job", "Producer", "Store", "Variant"], "framefleet.store"),
     **dict.fromkeys(["encode_ladder", "ingest"], "framefleet.tasks"),
+    **dict.fromkeys(["AnimateRequest", "animate"], "framefleet.tasks.animate"),
+    **dict.fromkeys(["AnimatePipeline", "load_pipeline"], "framefleet.models.animate"),
 }
 
 
@@ -60,6 +64,8 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnimatePipeline",
+    "AnimateRequest",
     "Asset",
     "Busy",
     "EncodeSettings",
@@ -78,8 +84,10 @@ __all__ = [
     "UnsupportedMedia",
     "Variant",
     "__version__",
+    "animate",
     "encode_ladder",
     "ingest",
+    "load_pipeline",
     "plan_ladder",
     "probe",
 ]

@@ -13,7 +13,11 @@ def tiny_framefleet_unet(seed: int = 0, guidance: bool = False) -> torch.nn.Modu
 
     torch.manual_seed(seed)
     unet = FramefleetVideoUNet(
-        sample_size=32, num_frames=4, block_out_channels=(16, 16, 32), head_dim=8, context_tokens=2,
+        sample_size=32,
+        num_frames=4,
+        block_out_channels=(16, 16, 32),
+        head_dim=8,
+        context_tokens=2,
         guidance_embeds=guidance,
     )
     with torch.no_grad():  # zero-initialised output layers would make every test trivially pass
@@ -48,19 +52,36 @@ def tiny_svd_components(seed: int = 0) -> dict[str, object]:
         addition_time_embed_dim=32,
     )
     scheduler = EulerDiscreteScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
-        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        interpolation_type="linear",
+        num_train_timesteps=1000,
+        prediction_type="v_prediction",
+        sigma_max=700.0,
+        sigma_min=0.002,
+        steps_offset=1,
+        timestep_spacing="leading",
+        timestep_type="continuous",
+        use_karras_sigmas=True,
     )
     torch.manual_seed(seed)
     vae = AutoencoderKLTemporalDecoder(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"], latent_channels=4,
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        latent_channels=4,
     )
     torch.manual_seed(seed)
     config = CLIPVisionConfig(
-        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=32,
-        intermediate_size=37, patch_size=4,
+        hidden_size=32,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        intermediate_size=37,
+        patch_size=4,
     )
     return {
         "unet": unet,

@@ -63,9 +63,17 @@ def test_same_seed_same_video_other_seed_other(ours_pipe) -> None:  # type: igno
 
 @pytest.mark.parametrize(
     ("prompt", "s_image", "s_text", "passes"),
-    [("pan left", 1.5, 4.0, 3), ("", 1.5, 4.0, 2), ("   ", 1.5, 4.0, 2), ("pan left", 1.0, 1.0, 1), ("pan left", 2.0, 1.0, 2)],
+    [
+        ("pan left", 1.5, 4.0, 3),
+        ("", 1.5, 4.0, 2),
+        ("   ", 1.5, 4.0, 2),
+        ("pan left", 1.0, 1.0, 1),
+        ("pan left", 2.0, 1.0, 2),
+    ],
 )
-def test_three_way_guidance_counts_its_passes(ours_pipe, prompt: str, s_image: float, s_text: float, passes: int) -> None:  # type: ignore[no-untyped-def]
+def test_three_way_guidance_counts_its_passes(
+    ours_pipe, prompt: str, s_image: float, s_text: float, passes: int
+) -> None:  # type: ignore[no-untyped-def]
     out = ours_pipe(IMAGE, prompt, num_inference_steps=3, guidance_image=s_image, guidance_text=s_text)
     assert out.denoiser_passes == 3 * passes and len(out.conditions) == passes
 
@@ -121,7 +129,11 @@ def _plain_and_shared(unet: torch.nn.Module, call) -> tuple[torch.Tensor, torch.
 def test_shared_context_processor_equals_plain_on_ours() -> None:
     unet = tiny_framefleet_unet().eval()
     g = torch.Generator().manual_seed(1)
-    x, img, text = torch.randn(2, 4, 3, 32, 32, generator=g), torch.randn(2, 3, 32, 32, generator=g), torch.randn(2, 384, generator=g)
+    x, img, text = (
+        torch.randn(2, 4, 3, 32, 32, generator=g),
+        torch.randn(2, 3, 32, 32, generator=g),
+        torch.randn(2, 384, generator=g),
+    )
     plain, shared, calls = _plain_and_shared(unet, lambda: unet(x, torch.tensor([10, 900]), img, text))
     assert calls == len(cross_attention_modules(unet)) > 0
     torch.testing.assert_close(shared, plain, atol=1e-5, rtol=1e-4)
@@ -176,7 +188,7 @@ def test_missing_weights_and_mismatched_class_are_named(svd: Path, ours: Path, t
     mixed = _copy(svd, tmp_path / "mixed")
     shutil.rmtree(mixed / "unet")
     shutil.copytree(ours / "unet", mixed / "unet")
-    with pytest.raises(InputError, match="component 'unet' is a FramefleetVideoUNet but model_index.json says"):
+    with pytest.raises(InputError, match=r"component 'unet' is a FramefleetVideoUNet but model_index\.json says"):
         check_model_folder(mixed)
     index = json.loads((svd / "model_index.json").read_text())
     del index["unet"]
@@ -189,7 +201,7 @@ def test_missing_weights_and_mismatched_class_are_named(svd: Path, ours: Path, t
 def test_not_a_model_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="neither a shipped model"):
         load_pipeline(tmp_path / "nowhere")
-    with pytest.raises(InputError, match="no model_index.json"):
+    with pytest.raises(InputError, match=r"no model_index\.json"):
         load_pipeline(tmp_path)
 
 
@@ -219,6 +231,7 @@ def test_distill_ours_resumes_and_loss_falls(ours: Path, tmp_path: Path) -> None
         state = real(*a, **k)
         stopped["iter"] = state.iteration
         raise KeyboardInterrupt  # the process dies after its checkpoint
+
     d.run_round = stop_after_round  # type: ignore[assignment]
     try:
         with pytest.raises(KeyboardInterrupt):

@@ -99,6 +99,10 @@ def test_demo_json(cli_env: dict[str, str]) -> None:
     assert out["clips"][0]["rungs"] == ["h264-720p", "h264-480p", "h264-360p"]
     rt = out["segment_roundtrip"]
     assert rt["segments"] == 4 and rt["frames_before"] == rt["frames_after"] == 250 and rt["timestamps_identical"]
+    a = out["animate"]
+    assert a["created"] and a["model"] == "student" and a["frames"] == 8 and a["denoiser_passes"] == 8
+    assert Path(a["output"]).is_file()
     again = one_json(run_cli("demo", "--json", env=cli_env).stdout)
     assert all(not c["ingested"] and c["new_renditions"] == 0 for c in again["clips"])
+    assert not again["animate"]["created"] and again["animate"]["variant"] == a["variant"]
     json.dumps(again)

@@ -45,10 +45,12 @@ def _flow(a: np.ndarray, b: np.ndarray, upscale: int) -> np.ndarray:
     if upscale > 1:
         ga = cv2.resize(ga, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
         gb = cv2.resize(gb, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(ga, gb, None)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+    flow: np.ndarray = np.asarray(dis.calc(ga, gb, None), dtype=np.float32)
     if upscale > 1:
-        flow = cv2.resize(flow, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA) / upscale
+        flow = (
+            np.asarray(cv2.resize(flow, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA), np.float32) / upscale
+        )
     return flow  # [H, W, 2] in input pixels
 
 

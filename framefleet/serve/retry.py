@@ -1,7 +1,7 @@
 """Retry policy (pure: no I/O, time and randomness passed in). The live client and the simulator both
 call these functions, so what the simulator predicts is what the fleet does.
 
-Defaults follow the published practice (see ../shared/ANCHORS.md):
+Defaults follow the published practice (Google SRE, gRPC A6, Brooker; see docs/serving.md):
 - at most 3 attempts per request (Google SRE);
 - exponential backoff with *full jitter*, `uniform(0, min(cap, base·multiplier^(n-1)))` (Brooker/AWS,
   gRPC A6): no-jitter backoff re-synchronises the callers that caused the overload;

@@ -197,7 +197,8 @@ def animate(
     existing = store.find_variant(asset.id, producer)
     passes = steps * len(pipe.conditions_for(request.prompt, request.guidance_image, request.guidance_text))
     if existing is not None and existing.status == "ready" and not request.force:
-        variant, created, timings = existing, False, {}
+        variant, created = existing, False
+        timings: dict[str, float] = {}
     else:
         job = store.start_job("animate", asset.id, {"producer": producer.model, **params}, tenant)
         try:

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any

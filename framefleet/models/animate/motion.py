@@ -264,7 +264,7 @@ def _near_layer(photo: np.ndarray, rng: np.random.Generator, size: int) -> _Laye
 def _composite(frame: np.ndarray, layer: _Layer, _unused: float | None, t: int, vx: float, vy: float) -> np.ndarray:
     k = layer.rgb.shape[0]
     size = frame.shape[0]
-    m = np.float32([[1, 0, layer.x + layer.factor * vx * t], [0, 1, layer.y + layer.factor * vy * t]])
+    m = np.array([[1, 0, layer.x + layer.factor * vx * t], [0, 1, layer.y + layer.factor * vy * t]], np.float32)
     rgb = cv2.warpAffine(layer.rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     a = cv2.warpAffine(layer.alpha[..., 0], m, (size, size), flags=cv2.INTER_LINEAR)[..., None]
     del k

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -77,7 +77,21 @@ def make_scheduler(sampler: str, config: Any) -> Any:
 class AnimatePipeline(DiffusionPipeline):  # type: ignore[misc]
     """See the module docstring."""
 
-    _optional_components = ["text_encoder", "tokenizer", "vae", "image_encoder", "feature_extractor"]
+    # registered by register_modules; declared for the type checker
+    unet: Any
+    scheduler: Any
+    text_encoder: Any
+    tokenizer: Any
+    vae: Any
+    image_encoder: Any
+    feature_extractor: Any
+    _optional_components: ClassVar[list[str]] = [
+        "text_encoder",
+        "tokenizer",
+        "vae",
+        "image_encoder",
+        "feature_extractor",
+    ]
 
     def __init__(
         self,

@@ -51,7 +51,7 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(8, c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        nn.init.zeros_(self.conv2.bias)  # type: ignore[arg-type]
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ class FramefleetVideoUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ign
 
     _supports_gradient_checkpointing = False
 
-    @register_to_config
+    @register_to_config  # type: ignore[untyped-decorator]
     def __init__(
         self,
         sample_size: int = 64,
@@ -122,8 +122,10 @@ class FramefleetVideoUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ign
         self.guidance_mlp: nn.Module | None = None
         if guidance_embeds:
             self.guidance_mlp = nn.Sequential(nn.Linear(2 * c0, emb), nn.SiLU(), nn.Linear(emb, emb))
-            nn.init.zeros_(self.guidance_mlp[2].weight)  # a fresh student starts as its teacher
-            nn.init.zeros_(self.guidance_mlp[2].bias)
+            head = self.guidance_mlp[2]
+            assert isinstance(head, nn.Linear)
+            nn.init.zeros_(head.weight)  # a fresh student starts as its teacher
+            nn.init.zeros_(head.bias)
         self.text_proj = nn.Linear(text_embed_dim, context_tokens * ctx_dim)
         self.text_mlp = nn.Sequential(nn.Linear(text_embed_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.stem = nn.Conv2d(2 * in_channels * p2, c0, 3, padding=1)
@@ -150,7 +152,7 @@ class FramefleetVideoUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ign
         self.out_norm = nn.GroupNorm(8, c_prev)
         self.out = nn.Conv2d(c_prev, in_channels * p2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
 
     def _embedding(
         self, timestep: torch.Tensor, text_embeds: torch.Tensor, guidance: torch.Tensor | None, b: int, f: int
