@@ -265,3 +265,17 @@ def test_distill_svd_widens_time_ids(svd: Path, tmp_path: Path) -> None:
 def test_distill_bad_step_ratio(ours: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="power of two"):
         distill_model(str(ours), tmp_path / "s", DistillConfig(student_steps=8, teacher_steps=24), show_progress=False)
+
+
+def test_vae_decodes_in_chunks(svd: Path) -> None:
+    pipe = load_pipeline(svd)
+    seen: list[int] = []
+    real = pipe.vae.decode
+
+    def spy(z, num_frames):  # type: ignore[no-untyped-def]
+        seen.append(z.shape[0])
+        return real(z, num_frames=num_frames)
+
+    pipe.vae.decode = spy
+    out = pipe(IMAGE, "", num_inference_steps=1, num_frames=5, decode_chunk_size=2)
+    assert out.frames.shape[0] == 5 and seen == [2, 2, 1]  # at most 2 frames in the decoder at a time
