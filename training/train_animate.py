@@ -9,7 +9,8 @@ again to continue. --minutes stops cleanly (checkpoint + export) when the time i
 The shipped teacher came from (one thread, beside other work, on this 2-core machine):
     .venv/bin/python training/train_animate.py --minutes 75 --threads 1
     -> training/runs/teacher/ckpt.pt, then framefleet/models/animate/weights/teacher (diffusers folder, fp16)
-Export an existing checkpoint without training:
+Export an existing checkpoint without training (the raw or the EMA weights, whichever has the lower loss
+on fresh validation clips):
     .venv/bin/python training/train_animate.py --export-only
 """
 
@@ -72,6 +73,31 @@ def drop_conditions(image: torch.Tensor, text: torch.Tensor, rng: np.random.Gene
             image[i] = 0
 
 
+@torch.no_grad()
+def validation_loss(net: FramefleetVideoUNet, seed: int, batches: int = 6) -> float:
+    """v-prediction loss on fresh clips (own seed, fixed noise and timesteps), to choose what ships."""
+    sampler = ClipSampler(10_000 + seed)
+    g = torch.Generator().manual_seed(seed)
+    alphas = noise_scheduler().alphas_cumprod
+    losses = []
+    net.eval()
+    for _ in range(batches):
+        x0, image, text = sampler.batch(8)
+        t = torch.randint(0, 1000, (8,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
+        s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
+        losses.append(float(F.mse_loss(net(a * x0 + s * noise, t, image, text), a * noise - s * x0)))
+    return float(np.mean(losses))
+
+
+def pick_weights(model: FramefleetVideoUNet, ema: FramefleetVideoUNet, seed: int) -> FramefleetVideoUNet:
+    """The EMA lags a model that is still improving fast; ship whichever has the lower validation loss."""
+    raw, avg = validation_loss(model, seed), validation_loss(ema, seed)
+    print(f"validation loss: raw {raw:.4f}, EMA {avg:.4f} -> shipping {'EMA' if avg <= raw else 'raw'}")
+    return ema if avg <= raw else model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "runs" / "teacher"))
@@ -102,7 +128,7 @@ def main() -> None:
         step, losses = state["step"], state["losses"]
         print(f"resumed at step {step}")
     if args.export_only:
-        export_reference(ema, Path(args.out), kind="teacher")
+        export_reference(pick_weights(model, ema, args.seed), Path(args.out), kind="teacher")
         return
     sampler = ClipSampler(args.seed + step)
     sched = noise_scheduler()
