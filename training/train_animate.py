@@ -6,9 +6,14 @@ Objective: DDPM v-prediction, cosine schedule (1000 steps), conditioning dropout
 Resumable: a checkpoint (model, EMA, optimiser, step, RNG) every --save-every steps; run the same command
 again to continue. --minutes stops cleanly (checkpoint + export) when the time is up.
 
-The shipped teacher came from (one thread, beside other work, on this 2-core machine):
-    .venv/bin/python training/train_animate.py --minutes 75 --threads 1
+The shipped teacher (4,058 steps at batch 8, ~75 minutes) came from this command, stopped and resumed
+with --threads 1 or 2 as other work needed the cores, then exported with --export-only:
+    .venv/bin/python training/train_animate.py --minutes 75 --threads 2
     -> training/runs/teacher/ckpt.pt, then framefleet/models/animate/weights/teacher (diffusers folder, fp16)
+On a new machine (no checkpoint), continue from the shipped weights:
+    .venv/bin/python training/train_animate.py --init framefleet/models/animate/weights/teacher --minutes 60
+The student: framefleet distill teacher -o framefleet/models/animate/weights/student --guidance --steps 8 \
+    --teacher-steps 32 --iterations 120 --batch 4 --lr 1e-4          (~4 minutes on 2 cores)
 Export an existing checkpoint without training (the raw or the EMA weights, whichever has the lower loss
 on fresh validation clips):
     .venv/bin/python training/train_animate.py --export-only
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -110,6 +116,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument(
+        "--init",
+        default=None,
+        help="with no checkpoint in --run: start from this diffusers folder's unet (e.g. the shipped teacher)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run)
@@ -127,8 +138,17 @@ def main() -> None:
         opt.load_state_dict(state["opt"])
         step, losses = state["step"], state["losses"]
         print(f"resumed at step {step}")
+    elif args.init:
+        # a new machine has no checkpoint (training/runs is not in git): continue from shipped weights;
+        # the optimiser state starts afresh, the step count from the folder's record
+        init = FramefleetVideoUNet.from_pretrained(Path(args.init) / "unet", torch_dtype=torch.float32)
+        model.load_state_dict(init.state_dict())
+        ema.load_state_dict(init.state_dict())
+        meta = Path(args.init) / "framefleet.json"
+        step = int(json.loads(meta.read_text()).get("step", 0)) if meta.is_file() else 0
+        print(f"initialised from {args.init} (step {step})")
     if args.export_only:
-        export_reference(pick_weights(model, ema, args.seed), Path(args.out), kind="teacher")
+        export_reference(pick_weights(model, ema, args.seed), Path(args.out), kind="teacher", meta={"step": step})
         return
     sampler = ClipSampler(args.seed + step)
     sched = noise_scheduler()
@@ -163,14 +183,14 @@ def main() -> None:
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.lerp_(pm, 1 - decay)
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
         out_of_time = args.minutes is not None and time.monotonic() - start > args.minutes * 60
         if step % args.save_every == 0 or out_of_time or step == args.steps:
             save()
         if step % 500 == 0 or out_of_time or step == args.steps:
-            export_reference(ema, Path(args.out), kind="teacher")
+            export_reference(ema, Path(args.out), kind="teacher", meta={"step": step})
         if out_of_time:
             break
     bar.close()
