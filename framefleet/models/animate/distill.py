@@ -423,9 +423,9 @@ def _export(pipe: Any, unet: Any, out: Path, meta: dict[str, Any], export_refere
     if isinstance(unet, FramefleetVideoUNet):
         export_reference(unet, out, kind="student", meta=meta)
         return
-    tmp = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    from framefleet.models.animate.reference import staged_folder
+
+    with staged_folder(out) as tmp:
         teacher_unet = pipe.unet
         pipe.unet = unet
         try:
@@ -438,12 +438,6 @@ def _export(pipe: Any, unet: Any, out: Path, meta: dict[str, Any], export_refere
             index.pop(comp, None)
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
         (tmp / "framefleet.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 __all__ = [

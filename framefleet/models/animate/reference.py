@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -39,14 +41,31 @@ def default_scheduler(kind: str) -> EulerDiscreteScheduler:
     return EulerDiscreteScheduler(**SCHEDULE)
 
 
+@contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """Yield a fresh folder beside `out`; when the block succeeds it replaces `out` (readable by all), when it
+    fails it is removed: a model folder is never half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        for f in tmp.rglob("*"):
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def export_reference(unet: FramefleetVideoUNet, out: Path, *, kind: str, meta: dict[str, object] | None = None) -> Path:
     """Write `unet` (as float16) and its sampler as a diffusers folder at `out`, replacing it atomically."""
     import diffusers
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged_folder(out) as tmp:
         half = type(unet).from_config(unet.config)
         half.load_state_dict(unet.state_dict())
         torch.nn.Module.to(half, torch.float16)  # ModelMixin.to warns about fp32 modules we do not have
@@ -66,16 +85,7 @@ def export_reference(unet: FramefleetVideoUNet, out: Path, *, kind: str, meta: d
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
         if meta:
             (tmp / "framefleet.json").write_text(json.dumps(meta, indent=2) + "\n")
-        tmp.chmod(0o755)
-        for f in tmp.rglob("*"):
-            f.chmod(0o755 if f.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
-__all__ = ["REFERENCE_DIR", "SCHEDULE", "default_scheduler", "export_reference", "noise_scheduler"]
+__all__ = ["REFERENCE_DIR", "SCHEDULE", "default_scheduler", "export_reference", "noise_scheduler", "staged_folder"]
