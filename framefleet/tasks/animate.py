@@ -42,8 +42,8 @@ Progress = Callable[[int, int], None]  # (steps done, steps)
 class AnimateRequest:
     prompt: str = ""
     model: str = "student"  # "student", "teacher" or a diffusers folder
-    sampler: str | None = None  # None: the model's own (student: ddim, teacher: euler)
-    steps: int | None = None  # None: 8 for a distilled student, 32 otherwise
+    sampler: str | None = None  # None: the model folder's own scheduler (euler for ours)
+    steps: int | None = None  # None: the folder's own (framefleet.json: 8 for our student), else 32
     guidance_image: float = 1.5
     guidance_text: float = 4.0
     frames: int | None = None  # None: the model's

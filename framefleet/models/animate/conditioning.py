@@ -54,7 +54,6 @@ class Conditioned:
 
     tensors: dict[str, dict[str, torch.Tensor]]
     latent_shape: tuple[int, ...]  # [F, C, h, w]
-    guidance_inputs: bool  # the denoiser takes (s_image, s_text) itself: one pass per step
 
 
 class FramefleetFamily:
@@ -92,7 +91,7 @@ class FramefleetFamily:
             "image_text": {"image": img, "text_embeds": text},
         }
         shape = (frames, int(self.unet.config.in_channels), *size)
-        return Conditioned(tensors, shape, bool(self.unet.config.guidance_embeds))
+        return Conditioned(tensors, shape)
 
     def denoise(self, unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return unet(latents, t, cond["image"], cond["text_embeds"], guidance=cond.get("guidance"))  # type: ignore[no-any-return]
@@ -159,7 +158,7 @@ class SVDFamily:
         cond = {"context": embeds, "image_latents": latents, "ids": ids}
         c = int(self.vae.config.latent_channels)
         shape = (frames, c, size[0] // self.scale, size[1] // self.scale)
-        return Conditioned({"uncond": zero, "image": cond, "image_text": cond}, shape, False)
+        return Conditioned({"uncond": zero, "image": cond, "image_text": cond}, shape)
 
     def denoise(self, unet: Any, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         x = torch.cat([latents, cond["image_latents"].to(latents.dtype)], dim=2)

@@ -210,7 +210,6 @@ def render_clip(
     f = size / (min(photo.shape[:2]) * frac)
     photo = cv2.resize(photo, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
     h, w = photo.shape[:2]
-    scale0 = 1.0
     jitter = rng.uniform(0.8, 1.2) * spec.speed
     kind, _, arg = spec.motion.partition("_")
     vx = vy = zoom = spin = 0.0
@@ -224,18 +223,20 @@ def render_clip(
     elif kind == "rotate":
         spin = math.radians(3.0 * jitter) * (1 if arg == "cw" else -1)
     # start where the whole path stays on the photograph where possible (borders reflect otherwise)
-    margin = (size / scale0) * 0.5 + abs(vx + vy) * n / scale0
+    margin = size * 0.5 + abs(vx + vy) * n
     cx = rng.uniform(min(margin, w / 2), max(w - margin, w / 2))
     cy = rng.uniform(min(margin, h / 2), max(h - margin, h / 2))
     layer = _near_layer(near if near is not None else photo, rng, size) if kind == "parallax" else None
     out = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
-        scale = scale0 * (zoom**t if zoom else 1.0)
+        scale = zoom**t if zoom else 1.0
         # the scene moves by (vx, vy) screen pixels per frame: the camera moves the other way
         m = _affine(cx - vx * t / scale, cy - vy * t / scale, scale, spin * t, size)
         frame = _warp(photo, m, size)
         if layer is not None:
-            frame = _composite(frame, layer, vx * rng.uniform(2.5, 4.0) if t == 0 else None, t, vx, vy)
+            if t == 0:
+                rng.uniform(2.5, 4.0)  # unused, but the shipped teacher's training stream drew it: keep the draw
+            frame = _composite(frame, layer, t, vx, vy)
         out[t] = frame
     return out
 
@@ -261,13 +262,11 @@ def _near_layer(photo: np.ndarray, rng: np.random.Generator, size: int) -> _Laye
     return _Layer(rgb, alpha, rng.uniform(0, size - k), rng.uniform(0, size - k), rng.uniform(2.5, 4.0))
 
 
-def _composite(frame: np.ndarray, layer: _Layer, _unused: float | None, t: int, vx: float, vy: float) -> np.ndarray:
-    k = layer.rgb.shape[0]
+def _composite(frame: np.ndarray, layer: _Layer, t: int, vx: float, vy: float) -> np.ndarray:
     size = frame.shape[0]
     m = np.array([[1, 0, layer.x + layer.factor * vx * t], [0, 1, layer.y + layer.factor * vy * t]], np.float32)
     rgb = cv2.warpAffine(layer.rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     a = cv2.warpAffine(layer.alpha[..., 0], m, (size, size), flags=cv2.INTER_LINEAR)[..., None]
-    del k
     return (frame * (1 - a) + rgb * a + 0.5).astype(np.uint8)
 
 

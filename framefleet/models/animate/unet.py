@@ -144,11 +144,10 @@ class FramefleetVideoUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ign
         self.mid = ResBlock(c_prev, c_prev, emb)
         self.up = nn.ModuleList()
         self.up_attn = nn.ModuleList()
-        for i, (c, attn) in enumerate(zip(reversed(block_out_channels), reversed(attention_levels), strict=True)):
+        for c, attn in zip(reversed(block_out_channels), reversed(attention_levels), strict=True):
             self.up.append(ResBlock(c_prev + chans.pop(), c, emb))
             self.up_attn.append(TransformerBlock(c, num_frames, ctx_dim, head_dim, spatial=attn))
             c_prev = c
-            del i
         self.out_norm = nn.GroupNorm(8, c_prev)
         self.out = nn.Conv2d(c_prev, in_channels * p2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -191,12 +190,11 @@ class FramefleetVideoUNet(ModelMixin, ConfigMixin, AttentionMixin):  # type: ign
             skips.append(x)
             x = down(x)
         x = self.mid(x, emb)
-        for i, (res, attn) in enumerate(zip(self.up, self.up_attn, strict=True)):
+        for res, attn in zip(self.up, self.up_attn, strict=True):
             skip = skips.pop()
             if x.shape[-1] != skip.shape[-1]:
                 x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
             x = attn(res(torch.cat([x, skip], dim=1), emb), context, f)
-            del i
         x = self.out(F.silu(self.out_norm(x)))  # [BF, C·p², H/p, W/p]
         return F.pixel_shuffle(x, p).view(b, f, c, h, w)  # [B, F, C, H, W]
 
