@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
@@ -37,8 +39,19 @@ def emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> 
         render()
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `finally`, `with` and `except BaseException` cleans up
+    exactly as it does for Ctrl-C (scratch folders, orphan blobs, jobs marked failed)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def run(as_json: bool, fn: Callable[[], T]) -> T:
     """Run a command body; turn framefleet errors into one line on stderr (+ JSON) and an exit code."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return fn()
     except FramefleetError as e:
@@ -49,6 +62,9 @@ def run(as_json: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise typer.Exit(130) from None
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        raise typer.Exit(143) from None
     except Exception as e:
         if os.environ.get("FRAMEFLEET_DEBUG"):
             raise

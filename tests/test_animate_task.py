@@ -202,3 +202,42 @@ def test_request_checks_before_anything() -> None:
     ]:
         with pytest.raises(InputError, match=message):
             AnimateRequest(**bad).check()  # type: ignore[arg-type]
+
+
+def test_sigterm_mid_render_cleans_up_like_ctrl_c(model: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    env = {**os.environ, "FRAMEFLEET_HOME": str(home), "FRAMEFLEET_DATABASE_URL": ""}
+    img = photo(tmp_path / "p.png")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "framefleet.cli", "animate", str(img), "--model", str(model), "--steps", "1000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = home / "framefleet.db"
+    started = False
+    deadline = time.monotonic() + 120
+    while not started and time.monotonic() < deadline:  # the render has started once its job row exists
+        time.sleep(0.2)
+        try:  # read-only peek: opening a Store here would race the CLI's own migrations
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                started = c.execute("select count(*) from jobs").fetchone()[0] > 0
+        except sqlite3.Error:
+            continue
+    assert started, "the render never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated" in err
+    with sqlite3.connect(db) as c:
+        status, error = c.execute("select status, error from jobs").fetchone()
+    assert status == "failed" and error == "Terminated"  # not left "running"
+    assert count_rows(Store.open(_settings(home)))["variants"] == 1  # the original only: no animated variant
+    assert files_under(_settings(home).tmp_dir) == []  # no scratch file left
