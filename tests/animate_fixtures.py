@@ -19,6 +19,8 @@ def tiny_framefleet_unet(seed: int = 0, guidance: bool = False) -> torch.nn.Modu
         head_dim=8,
         context_tokens=2,
         guidance_embeds=guidance,
+        camera_path=True,  # as our reference models
+        pixel_head_channels=4,
     )
     with torch.no_grad():  # zero-initialised output layers would make every test trivially pass
         for name, p in unet.named_parameters():

@@ -37,9 +37,11 @@ from tqdm import tqdm
 from framefleet.models.animate import motion
 from framefleet.models.animate.reference import REFERENCE_DIR, export_reference, noise_scheduler
 from framefleet.models.animate.text import embed_prompts, load_minilm
-from framefleet.models.animate.unet import FramefleetVideoUNet
+from framefleet.models.animate.unet import PATH_UNITS, FramefleetVideoUNet
 
 ROOT = Path(__file__).resolve().parent
+# parts added to the architecture after the first teacher run; a checkpoint without them still resumes
+NEW_PARTS = ("path_head.", "pixel_head.")
 
 
 class ClipSampler:
@@ -54,8 +56,10 @@ class ClipSampler:
         self.rng = np.random.default_rng(seed)
         self.frames, self.size = frames, size
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        clips, texts = [], []
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clips [B, F, 3, H, W] in [-1, 1], stills [B, 3, H, W], prompt embeddings [B, 384], the camera
+        paths the clips were drawn with [B, 4])."""
+        clips, texts, paths = [], [], []
         for _ in range(n):
             kind = motion.MOTIONS[self.rng.integers(len(motion.MOTIONS))]
             text, speed = self.prompts[kind][self.rng.integers(len(self.prompts[kind]))]
@@ -64,21 +68,32 @@ class ClipSampler:
             if self.rng.random() < 0.5:
                 photo = photo[:, ::-1]
             spec = motion.ClipSpec(kind, speed, self.frames, self.size)
-            clips.append(motion.render_clip(np.ascontiguousarray(photo), spec, self.rng, near=near))
+            clip, path = motion.render_clip_with_path(np.ascontiguousarray(photo), spec, self.rng, near=near)
+            clips.append(clip)
             texts.append(text)
+            paths.append((path.vx, path.vy, path.log_zoom, path.spin))
         x = torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # [B, F, 3, H, W]
         e = torch.stack([self.embeds[t] for t in texts])  # [B, 384]
-        return x, x[:, 0].clone(), e
+        return x, x[:, 0].clone(), e, torch.tensor(paths, dtype=torch.float32)
 
 
-def drop_conditions(image: torch.Tensor, text: torch.Tensor, rng: np.random.Generator) -> None:
-    """In place: 10% lose the text, 5% lose text and image (the three guidance passes' conditions)."""
+def drop_conditions(image: torch.Tensor, text: torch.Tensor, path: torch.Tensor, rng: np.random.Generator) -> None:
+    """In place: 10% lose the text, 5% lose text and image (the three guidance passes' conditions). A clip
+    without its prompt is rendered from an unmoving still, as at sampling time (no text, no camera path)."""
     for i in range(image.shape[0]):
         u = rng.random()
         if u < 0.15:
             text[i] = 0
+            path[i] = 0
         if u < 0.05:
             image[i] = 0
+
+
+def path_loss(net: FramefleetVideoUNet, text: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
+    """Camera-path head error in its own units (typical speeds ≈ 1), over clips that keep their prompt."""
+    keep = text.abs().sum(-1) > 0
+    units = torch.tensor(PATH_UNITS)
+    return F.mse_loss(net.predict_camera_path(text[keep]) / units, path[keep] / units)
 
 
 @torch.no_grad()
@@ -90,13 +105,44 @@ def validation_loss(net: FramefleetVideoUNet, seed: int, batches: int = 6) -> fl
     losses = []
     net.eval()
     for _ in range(batches):
-        x0, image, text = sampler.batch(8)
+        x0, image, text, _ = sampler.batch(8)
         t = torch.randint(0, 1000, (8,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
         s = (1 - alphas[t]).sqrt().view(-1, 1, 1, 1, 1)
         losses.append(float(F.mse_loss(net(a * x0 + s * noise, t, image, text), a * noise - s * x0)))
     return float(np.mean(losses))
+
+
+def fit_path_head(net: FramefleetVideoUNet, seed: int, iterations: int = 3000) -> float:
+    """Fit the camera-path head afresh on the whole training vocabulary (text alone: seconds), with each
+    prompt's speed jittered as the clips' is. Returns the final loss in head units."""
+    prompts = motion.train_prompts()
+    items = [(text, kind, speed) for kind, v in prompts.items() for text, speed in v]
+    tok, enc = load_minilm()
+    embeds = embed_prompts(tok, enc, [t for t, _, _ in items])  # [N, 384]
+    assert net.path_head is not None
+    for layer in net.path_head:
+        if isinstance(layer, torch.nn.Linear):
+            layer.reset_parameters()
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(net.path_head.parameters(), lr=1e-3, weight_decay=0.5)
+    units = torch.tensor(PATH_UNITS)
+    net.train()
+    loss = torch.zeros(())
+    for _ in tqdm(range(iterations), desc="camera-path head", unit="it"):
+        idx = rng.integers(len(items), size=256)
+        target = []
+        for i in idx:
+            p = motion.camera_path(items[i][1], items[i][2] * rng.uniform(0.8, 1.2))
+            target.append((p.vx, p.vy, p.log_zoom, p.spin))
+        y = torch.tensor(target, dtype=torch.float32) / units  # [256, 4]
+        loss = F.mse_loss(net.predict_camera_path(embeds[idx]) / units, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    return float(loss)
 
 
 def pick_weights(model: FramefleetVideoUNet, ema: FramefleetVideoUNet, seed: int) -> FramefleetVideoUNet:
@@ -119,6 +165,11 @@ def main() -> None:
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument(
+        "--fit-path-head",
+        action="store_true",
+        help="with --export-only: refit the camera-path head on the whole training vocabulary before export",
+    )
+    ap.add_argument(
         "--init",
         default=None,
         help="with no checkpoint in --run: start from this diffusers folder's unet (e.g. the shipped teacher)",
@@ -129,33 +180,45 @@ def main() -> None:
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "ckpt.pt"
     torch.manual_seed(args.seed)
-    model = FramefleetVideoUNet()
+    model = FramefleetVideoUNet(camera_path=True, pixel_head_channels=32)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     step, losses = 0, []
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        ema.load_state_dict(state["ema"], strict=False)
+        if unexpected or any(not k.startswith(NEW_PARTS) for k in missing):
+            raise SystemExit(f"{ckpt} does not fit this model: {missing + unexpected}")
+        if missing:  # a checkpoint from before a part was added: the part starts fresh, so does Adam
+            print(f"new parts start fresh: {sorted({k.split('.')[0] for k in missing})}")
+        else:
+            opt.load_state_dict(state["opt"])
         step, losses = state["step"], state["losses"]
         print(f"resumed at step {step}")
     elif args.init:
         # a new machine has no checkpoint (training/runs is not in git): continue from shipped weights;
         # the optimiser state starts afresh, the step count from the folder's record
         init = FramefleetVideoUNet.from_pretrained(Path(args.init) / "unet", torch_dtype=torch.float32)
-        model.load_state_dict(init.state_dict())
-        ema.load_state_dict(init.state_dict())
+        # strict=False: a folder from before the camera-path head and the pixel head lacks them
+        missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
+        if unexpected or any(not k.startswith(NEW_PARTS) for k in missing):
+            raise SystemExit(f"{args.init} is not a FramefleetVideoUNet of this shape: {missing + unexpected}")
+        ema.load_state_dict(model.state_dict())
         meta = Path(args.init) / "framefleet.json"
         step = int(json.loads(meta.read_text()).get("step", 0)) if meta.is_file() else 0
         print(f"initialised from {args.init} (step {step})")
     if args.export_only:
-        export_reference(pick_weights(model, ema, args.seed), Path(args.out), kind="teacher", meta={"step": step})
+        chosen = pick_weights(model, ema, args.seed)
+        if args.fit_path_head:
+            print(f"camera-path head refitted: loss {fit_path_head(chosen, args.seed):.4f}")
+        export_reference(chosen, Path(args.out), kind="teacher", meta={"step": step})
         return
     sampler = ClipSampler(args.seed + step)
     sched = noise_scheduler()
     alphas = sched.alphas_cumprod  # [1000]
     start = time.monotonic()
+    path_losses: list[float] = []
     bar = tqdm(total=args.steps, initial=step, desc="teacher", unit="step")
 
     def save() -> None:
@@ -165,8 +228,8 @@ def main() -> None:
         tmp.replace(ckpt)
 
     while step < args.steps:
-        x0, image, text = sampler.batch(args.batch)
-        drop_conditions(image, text, sampler.rng)
+        x0, image, text, path = sampler.batch(args.batch)
+        drop_conditions(image, text, path, sampler.rng)
         t = torch.randint(0, 1000, (x0.shape[0],))
         noise = torch.randn_like(x0)
         a = alphas[t].sqrt().view(-1, 1, 1, 1, 1)
@@ -175,7 +238,10 @@ def main() -> None:
         v = a * noise - s * x0
         for g in opt.param_groups:
             g["lr"] = args.lr * min(1.0, (step + 1) / 200)
-        loss = F.mse_loss(model(xt, t, image, text), v)
+        # the denoiser renders along the clip's true path (teacher forcing); the head learns to predict it
+        loss_v = F.mse_loss(model(xt, t, image, text, camera_path=path), v)
+        loss_path = path_loss(model, text, path)
+        loss = loss_v + loss_path
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -185,9 +251,10 @@ def main() -> None:
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.lerp_(pm, 1 - decay)
         step += 1
-        losses.append(float(loss.detach()))
+        losses.append(float(loss_v.detach()))
+        path_losses.append(float(loss_path.detach()))
         bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
+        bar.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}", path=f"{np.mean(path_losses[-100:]):.3f}")
         out_of_time = args.minutes is not None and time.monotonic() - start > args.minutes * 60
         if step % args.save_every == 0 or out_of_time or step == args.steps:
             save()

@@ -42,7 +42,10 @@ MOTIONS = (
 _DIR = {"left": (1.0, 0.0), "right": (-1.0, 0.0), "up": (0.0, 1.0), "down": (0.0, -1.0)}  # scene velocity on screen
 SPEEDS = {"slowly": 0.6, "": 1.0, "quickly": 1.5}
 
-# Training vocabulary: every combination of these, per motion.
+# Training vocabulary: every combination of these, per motion. Broad on purpose (many verbs and phrasings
+# per motion), so that the sentence embedding of a new phrasing lands near its meaning; the held-out
+# vocabulary below shares none of its distinctive words (drift, sweep, glide, sky, closer, magnify, widen,
+# spin, twist, depth, ...).
 _TRAIN_PAN = (
     "pan {d}",
     "camera pans {d}",
@@ -50,22 +53,71 @@ _TRAIN_PAN = (
     "a {s} pan to the {d}",
     "panning {d}",
     "pan to the {d}",
+    "go {d}",
+    "the camera moves {d}",
+    "shift the picture {d}",
+    "slide to the {d}",
+    "track {d}",
+    "the camera turns {d}",
+    "look to the {d}",
+    "scroll {d}",
 )
-_TRAIN_TILT = {"up": ("tilt up", "the camera tilts up"), "down": ("tilt down", "the camera tilts down")}
+_TRAIN_TILT = {
+    "up": ("tilt up", "the camera tilts up", "the camera looks up", "crane up", "raise the camera"),
+    "down": ("tilt down", "the camera tilts down", "the camera looks down", "crane down", "lower the camera"),
+}
 _TRAIN_ZOOM = {
-    "in": ("zoom in", "the camera zooms in", "push in", "zooming in"),
-    "out": ("zoom out", "the camera zooms out", "pull back", "zooming out"),
+    "in": (
+        "zoom in",
+        "the camera zooms in",
+        "push in",
+        "zooming in",
+        "dolly in",
+        "enlarge the picture",
+        "get nearer",
+        "the picture grows",
+        "close in on the centre",
+    ),
+    "out": (
+        "zoom out",
+        "the camera zooms out",
+        "pull back",
+        "zooming out",
+        "dolly out",
+        "shrink the picture",
+        "back off",
+        "the picture gets smaller",
+        "pull out to a wide view",
+    ),
 }
 _TRAIN_ROT = {
-    "cw": ("rotate clockwise", "the picture rotates clockwise", "clockwise rotation", "turn clockwise"),
+    "cw": (
+        "rotate clockwise",
+        "the picture rotates clockwise",
+        "clockwise rotation",
+        "turn clockwise",
+        "roll clockwise",
+        "the camera rolls clockwise",
+        "turn the picture clockwise",
+    ),
     "ccw": (
         "rotate counterclockwise",
         "the picture rotates counterclockwise",
         "counterclockwise rotation",
         "turn anticlockwise",
+        "roll anticlockwise",
+        "the camera rolls counterclockwise",
+        "turn the picture anticlockwise",
     ),
 }
-_TRAIN_PARALLAX = ("parallax {d}", "parallax effect moving {d}", "layered parallax to the {d}", "the camera trucks {d}")
+_TRAIN_PARALLAX = (
+    "parallax {d}",
+    "parallax effect moving {d}",
+    "layered parallax to the {d}",
+    "the camera trucks {d}",
+    "the foreground slides {d} faster than the background",
+    "a 3D parallax move {d}",
+)
 
 # Held out: never seen in training (other verbs, other direction words).
 HOLDOUT_PROMPTS = {
@@ -198,11 +250,57 @@ def _warp(src: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(src, m, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
 
 
+@dataclass(frozen=True)
+class CameraPath:
+    """A clip's camera motion relative to its first frame, constant per frame: the scene's velocity in
+    pixels per frame (x right, y down), the log of the magnification per frame (> 0: zoom in) and the
+    picture's turn in radians per frame (> 0: clockwise on screen). Frame t of the clip is frame 0 warped
+    by `relative_affine(t)` (the far layer of a parallax clip; its near layer moves faster)."""
+
+    vx: float = 0.0
+    vy: float = 0.0
+    log_zoom: float = 0.0
+    spin: float = 0.0
+
+    def relative_affine(self, t: int, size: int) -> np.ndarray:
+        """[2, 3] dst → src map from frame t to frame 0, in pixels (what cv2.warpAffine's inverse map takes)."""
+        half = (size - 1) / 2
+        scale = math.exp(self.log_zoom * t)
+        c, s = math.cos(self.spin * t), math.sin(self.spin * t)
+        a = np.array([[c, s], [-s, c]]) / scale
+        shift = -np.array([self.vx, self.vy]) * t / scale
+        off = np.array([half, half]) + shift - a @ np.array([half, half])
+        return np.hstack([a, off[:, None]]).astype(np.float32)
+
+
+def camera_path(kind_of_motion: str, speed: float = 1.0) -> CameraPath:
+    """The camera path of a motion at a speed factor (1: the training clips' typical speed)."""
+    kind, _, arg = kind_of_motion.partition("_")
+    if kind in ("pan", "parallax"):
+        dx, dy = _DIR[arg]
+        px = (2.2 if kind == "pan" else 1.0) * speed  # screen pixels per frame (the far layer of a parallax)
+        return CameraPath(vx=dx * px, vy=dy * px)
+    if kind == "zoom":
+        rate = 1 + 0.045 * speed
+        return CameraPath(log_zoom=math.log(rate if arg == "in" else 1 / rate))
+    if kind == "rotate":
+        return CameraPath(spin=math.radians(3.0 * speed) * (1 if arg == "cw" else -1))
+    raise ValueError(f"unknown motion {kind_of_motion!r}; one of {', '.join(MOTIONS)}")
+
+
 def render_clip(
     photo: np.ndarray, spec: ClipSpec, rng: np.random.Generator, near: np.ndarray | None = None
 ) -> np.ndarray:
     """One clip [F, size, size, 3] uint8 of `spec.motion` over `photo`; frame 0 is the still the model is
     conditioned on. `near` is the photograph the parallax near layer is cut from (default: `photo`)."""
+    return render_clip_with_path(photo, spec, rng, near)[0]
+
+
+def render_clip_with_path(
+    photo: np.ndarray, spec: ClipSpec, rng: np.random.Generator, near: np.ndarray | None = None
+) -> tuple[np.ndarray, CameraPath]:
+    """`render_clip` and the exact camera path it drew (speed jitter included), which supervises the
+    reference models' camera-path head."""
     n, size = spec.frames, spec.size
     # the first frame shows 35–90% of the photograph's short side; resample once (area filter) so the
     # warps below magnify by about 1 and never alias
@@ -211,17 +309,10 @@ def render_clip(
     photo = cv2.resize(photo, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
     h, w = photo.shape[:2]
     jitter = rng.uniform(0.8, 1.2) * spec.speed
-    kind, _, arg = spec.motion.partition("_")
-    vx = vy = zoom = spin = 0.0
-    if kind in ("pan", "parallax"):
-        dx, dy = _DIR[arg]
-        px = (2.2 if kind == "pan" else 1.0) * jitter  # screen pixels per frame
-        vx, vy = dx * px, dy * px
-    elif kind == "zoom":
-        rate = 1 + 0.045 * jitter
-        zoom = rate if arg == "in" else 1 / rate
-    elif kind == "rotate":
-        spin = math.radians(3.0 * jitter) * (1 if arg == "cw" else -1)
+    kind = spec.motion.partition("_")[0]
+    path = camera_path(spec.motion, jitter)
+    vx, vy, spin = path.vx, path.vy, path.spin
+    zoom = math.exp(path.log_zoom) if kind == "zoom" else 0.0
     # start where the whole path stays on the photograph where possible (borders reflect otherwise)
     margin = size * 0.5 + abs(vx + vy) * n
     cx = rng.uniform(min(margin, w / 2), max(w - margin, w / 2))
@@ -238,7 +329,7 @@ def render_clip(
                 rng.uniform(2.5, 4.0)  # unused, but the shipped teacher's training stream drew it: keep the draw
             frame = _composite(frame, layer, t, vx, vy)
         out[t] = frame
-    return out
+    return out, path
 
 
 @dataclass
@@ -273,8 +364,11 @@ def _composite(frame: np.ndarray, layer: _Layer, t: int, vx: float, vy: float) -
 __all__ = [
     "HOLDOUT_PROMPTS",
     "MOTIONS",
+    "CameraPath",
     "ClipSpec",
+    "camera_path",
     "photographs",
     "render_clip",
+    "render_clip_with_path",
     "train_prompts",
 ]
