@@ -25,6 +25,7 @@ teacher and student (training wording, held-out images); student quality ≥ the
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -121,7 +122,7 @@ def warp_error(frames: np.ndarray) -> float:
     h, w = frames.shape[1:3]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    for a, b in zip(frames[:-1], frames[1:], strict=True):
+    for a, b in itertools.pairwise(frames):
         ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
         flow = dis.calc(gb, ga, None)
         warped = cv2.remap(ga, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -207,7 +208,7 @@ def switch_timings(teacher: Any, student: Any, items: list[dict[str, Any]]) -> d
     it = items[0]
     student(it["pixels"], it["prompt"], num_inference_steps=8, seed=it["seed"])
     warm = time.perf_counter() - t0
-    compiled_s, compiled_mib, comp = timed(student, "euler", 8)
+    compiled_s, compiled_mib, _comp = timed(student, "euler", 8)
     out["student8"].update({"compile_warmup_s": warm, "compiled_s": compiled_s, "compiled_mib": compiled_mib})
     return out
 

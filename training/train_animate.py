@@ -6,19 +6,27 @@ Objective: DDPM v-prediction, cosine schedule (1000 steps), conditioning dropout
 Resumable: a checkpoint (model, EMA, optimiser, step, RNG) every --save-every steps; run the same command
 again to continue. --minutes stops cleanly (checkpoint + export) when the time is up.
 
-The shipped teacher (4,058 steps at batch 8, ~75 minutes) came from this command, stopped and resumed
-with --threads 1 or 2 as other work needed the cores, then exported with --export-only:
-    .venv/bin/python training/train_animate.py --minutes 75 --threads 2
-    -> training/runs/teacher/ckpt.pt, then framefleet/models/animate/weights/teacher (diffusers folder, fp16)
-On a new machine (no checkpoint), continue from saved weights: training/resume/teacher is the same run
-continued to step 5,700 (validation loss 0.113 against the shipped 4,058-step teacher's 0.138; EMA weights),
-kept apart so the shipped teacher stays the one the student and the benchmark were made from:
-    .venv/bin/python training/train_animate.py --init training/resume/teacher --minutes 60
-The student: framefleet distill teacher -o framefleet/models/animate/weights/student --guidance --steps 8 \
-    --teacher-steps 32 --iterations 120 --batch 4 --lr 1e-4          (~4 minutes on 2 cores)
-Export an existing checkpoint without training (the raw or the EMA weights, whichever has the lower loss
-on fresh validation clips):
-    .venv/bin/python training/train_animate.py --export-only
+Camera path: the denoiser renders each clip along the path it was drawn with (teacher forcing) while the
+camera-path head learns to predict that path from the prompt (see FramefleetVideoUNet's docstring).
+
+The shipped teacher came from these commands (2 cores; --minutes stops cleanly, the same command resumes):
+    # steps 0-5,700, the first design (static still, no heads): training/resume/teacher, removed after
+    # commit 4e3b530 (git show 4e3b530:training/resume/teacher/... brings it back)
+    .venv/bin/python training/train_animate.py --init training/resume/teacher --minutes 80 --threads 2 \
+        --run training/runs/teacher-path           # camera-path head added; stopped at step 6,076 (ckpt 6,000)
+    .venv/bin/python training/train_animate.py --minutes 75 --threads 2 --run training/runs/teacher-path
+                                                   # pixel head added (zero-initialised): steps 6,000-7,922
+    .venv/bin/python training/train_animate.py --export-only --fit-path-head --run training/runs/teacher-path
+    -> framefleet/models/animate/weights/teacher (diffusers folder, fp16; the head refitted on the whole
+       training vocabulary, whichever of raw and EMA weights has the lower validation loss)
+On a new machine (no checkpoint), continue from the shipped weights (the step count comes from its
+framefleet.json; Adam starts afresh):
+    .venv/bin/python training/train_animate.py --init framefleet/models/animate/weights/teacher --minutes 60
+The student (~20 minutes on 2 cores; its framefleet.json records the rounds and losses):
+    .venv/bin/framefleet distill teacher -o framefleet/models/animate/weights/student --guidance --steps 8 \
+        --teacher-steps 32 --iterations 200 --batch 4 --lr 1e-4
+    (round 1 was started with --iterations 300, stopped after its 200-iteration checkpoint and resumed
+    with 200: the same run as the command above)
 """
 
 from __future__ import annotations
@@ -142,7 +150,7 @@ def fit_path_head(net: FramefleetVideoUNet, seed: int, iterations: int = 3000) -
         loss.backward()
         opt.step()
     net.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 def pick_weights(model: FramefleetVideoUNet, ema: FramefleetVideoUNet, seed: int) -> FramefleetVideoUNet:
