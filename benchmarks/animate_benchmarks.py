@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -130,26 +131,34 @@ def warp_error(frames: np.ndarray) -> float:
     return float(np.mean(errs))
 
 
-def run_config(pipe: Any, items: list[dict[str, Any]], key: str, sampler: str, steps: int) -> list[dict[str, Any]]:
-    rows = []
-    for it in items:
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            out = pipe(it["pixels"], it[key], sampler=sampler, num_inference_steps=steps, seed=it["seed"])
-            sec = time.perf_counter() - t0
-        est = estimate_motion(out.frames)
-        rows.append(
-            {
-                "frames": out.frames,
-                "seconds": sec,
-                "passes": out.denoiser_passes,
-                "peak_mib": mem.mib,
-                "label": est.label,
-                "adheres": adheres(est.label, it["motion"]),
-                "warp": warp_error(out.frames),
-            }
-        )
-    return rows
+def run_one(pipe: Any, it: dict[str, Any], key: str, sampler: str, steps: int) -> dict[str, Any]:
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        out = pipe(it["pixels"], it[key], sampler=sampler, num_inference_steps=steps, seed=it["seed"])
+        sec = time.perf_counter() - t0
+    est = estimate_motion(out.frames)
+    return {
+        "frames": out.frames,
+        "seconds": sec,
+        "passes": out.denoiser_passes,
+        "peak_mib": mem.mib,
+        "label": est.label,
+        "adheres": adheres(est.label, it["motion"]),
+        "warp": warp_error(out.frames),
+    }
+
+
+def run_configs(configs: list[tuple[Any, ...]], items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Every configuration on each pair in turn (pair-major), so a slow spell of this shared machine lands
+    on all configurations alike instead of on whichever one happened to be running: the speed ratio is
+    taken between videos made seconds apart."""
+    from tqdm import tqdm
+
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in configs}
+    for it in tqdm(items, desc="held-out pairs", file=sys.stderr):
+        for name, pipe, key, sampler, steps in configs:
+            results[name].append(run_one(pipe, it, key, sampler, steps))
+    return results
 
 
 def summarise(name: str, rows: list[dict[str, Any]], ref: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -232,14 +241,24 @@ def motion_still(it: dict[str, Any]) -> np.ndarray:
     return fit_square(it["pixels"], (64, 64))
 
 
+def cpu_info() -> dict[str, Any]:
+    """The CPU model and whether it computes in bf16 natively: bf16 autocast is faster than fp32 only there
+    (AVX512-BF16 or AMX); elsewhere it is emulated and slower."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    return {"model": model, "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def main() -> int:
+    # a cold compiler cache, so the compile warm-up reported is what a fresh machine pays
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="framefleet-inductor-")
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     items = pairs()[: int(os.environ.get("BENCH_PAIRS", "30"))]  # fewer only to smoke-test the script
     teacher = load_pipeline(os.environ.get("BENCH_TEACHER", "teacher"))
     student = load_pipeline(os.environ.get("BENCH_STUDENT", "student"))
     for p in (teacher, student):
         p.enable_shared_context(True)
-    results: dict[str, list[dict[str, Any]]] = {}
     configs = [
         ("teacher_euler32", teacher, "prompt", "euler", 32),
         ("teacher_dpmpp15", teacher, "prompt", "dpmpp", 15),
@@ -248,10 +267,9 @@ def main() -> int:
         ("teacher_euler32_paraphrase", teacher, "paraphrase", "euler", 32),
         ("student8_paraphrase", student, "paraphrase", "euler", 8),
     ]
-    for name, pipe, key, sampler, steps in configs:
-        t0 = time.perf_counter()
-        results[name] = run_config(pipe, items, key, sampler, steps)
-        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    for pipe, it in ((teacher, items[0]), (student, items[0])):  # first-call costs (allocator, oneDNN)
+        pipe(it["pixels"], it["prompt"], num_inference_steps=2, seed=0)
+    results = run_configs(configs, items)
     ref = results["teacher_euler32"]
     summary = [
         summarise(
@@ -266,8 +284,12 @@ def main() -> int:
     by = {s["config"]: s for s in summary}
     switches = switch_timings(teacher, student, items[:3])
     speedup = by["teacher_euler32"]["seconds_per_video"] / by["student8"]["seconds_per_video"]
+    per_pair = [
+        t["seconds"] / s["seconds"] for t, s in zip(results["teacher_euler32"], results["student8"], strict=True)
+    ]
     goals = {
         "student_speedup": speedup,
+        "student_speedup_per_pair": {"median": float(np.median(per_pair)), "min": float(np.min(per_pair))},
         "speedup_ok": speedup >= 10,
         "teacher_adherence_ok": by["teacher_euler32"]["adherence"] >= 0.9,
         "student_adherence_ok": by["student8"]["adherence"] >= 0.9,
@@ -279,6 +301,7 @@ def main() -> int:
         "switches": switches,
         "goals": goals,
         "threads": torch.get_num_threads(),
+        "cpu": cpu_info(),
         "motions": list(motion.MOTIONS),
     }
     out_dir = Path(os.environ.get("BENCH_OUT", str(OUT)))
