@@ -1,5 +1,6 @@
-"""What every framefleet command shares: the Typer app, the consoles, one-JSON-object output, and the mapping
-of errors to a one-line message and an exit code (2: bad input, 1: anything else)."""
+"""What every framefleet command shares: the Typer app, the consoles, one-JSON-object output, the mapping
+of errors to a one-line message and an exit code (2: bad input, 1: anything else), and the tables and progress
+bars that several commands (and `framefleet demo`) print. A leaf: it imports no command module."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from framefleet.errors import FramefleetError
+
+if TYPE_CHECKING:
+    from framefleet.media.ladder import Rung
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -92,3 +97,35 @@ def progress_bars(enabled: bool) -> Iterator[Callable[[str, int, int], None] | N
             bar.update(tasks[label], completed=done)
 
         yield update
+
+
+def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = None) -> Table:
+    t = Table(title=f"asset {asset['id']} — {asset['source_name']} ({asset['kind']})", title_justify="left")
+    for col in ("variant", "size", "codecs", "fps", "frames", "duration", "bitrate", "bytes"):
+        t.add_column(col, justify="left" if col in ("variant", "codecs") else "right")
+    if timings is not None:
+        t.add_column("encode", justify="right")
+    for v in asset["variants"]:
+        codecs = "+".join(c for c in (v["video_codec"], v["audio_codec"]) if c)
+        row = [
+            v["name"],
+            f"{v['width']}×{v['height']}",
+            codecs,
+            f"{v['fps']:.2f}" if v["fps"] else "-",
+            str(v["frame_count"]),
+            f"{v['duration']:.2f} s" if v["duration"] else "-",
+            f"{v['bitrate'] / 1000:.0f} kb/s" if v["bitrate"] else "-",
+            f"{v['size_bytes']:,}",
+        ]
+        if timings is not None:
+            secs = timings.get(v["name"].split("-", 1)[-1])
+            row.append(f"{secs:.2f} s" if secs is not None else "")
+        t.add_row(*row)
+    return t
+
+
+@contextmanager
+def rung_progress(enabled: bool) -> Iterator[Callable[[Rung, int, int], None] | None]:
+    """A rich progress bar per rung on stderr, only for a person at a terminal."""
+    with progress_bars(enabled) as update:
+        yield None if update is None else (lambda rung, done, total: update(f"encode {rung.name}", done, total))

@@ -15,18 +15,15 @@ Every command that reports something takes `--json` and then prints exactly one 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, out, progress_bars, run
+from framefleet._cli import JsonOpt, app, emit, out, run, rung_progress, variants_table
 from framefleet.config import Settings, parse_ladder
 from framefleet.errors import InputError
 from framefleet.media.encode import ENCODERS, EncodeSettings
-from framefleet.media.ladder import Rung
 from framefleet.serve.balance import POLICIES
 from framefleet.store import Store
 from framefleet.store.views import asset_dict
@@ -36,38 +33,6 @@ if TYPE_CHECKING:
 
 assets_app = typer.Typer(no_args_is_help=True, help="List and inspect assets.")
 app.add_typer(assets_app, name="assets")
-
-
-def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = None) -> Table:
-    t = Table(title=f"asset {asset['id']} — {asset['source_name']} ({asset['kind']})", title_justify="left")
-    for col in ("variant", "size", "codecs", "fps", "frames", "duration", "bitrate", "bytes"):
-        t.add_column(col, justify="left" if col in ("variant", "codecs") else "right")
-    if timings is not None:
-        t.add_column("encode", justify="right")
-    for v in asset["variants"]:
-        codecs = "+".join(c for c in (v["video_codec"], v["audio_codec"]) if c)
-        row = [
-            v["name"],
-            f"{v['width']}×{v['height']}",
-            codecs,
-            f"{v['fps']:.2f}" if v["fps"] else "-",
-            str(v["frame_count"]),
-            f"{v['duration']:.2f} s" if v["duration"] else "-",
-            f"{v['bitrate'] / 1000:.0f} kb/s" if v["bitrate"] else "-",
-            f"{v['size_bytes']:,}",
-        ]
-        if timings is not None:
-            secs = timings.get(v["name"].split("-", 1)[-1])
-            row.append(f"{secs:.2f} s" if secs is not None else "")
-        t.add_row(*row)
-    return t
-
-
-@contextmanager
-def rung_progress(enabled: bool) -> Iterator[Callable[[Rung, int, int], None] | None]:
-    """A rich progress bar per rung on stderr, only for a person at a terminal."""
-    with progress_bars(enabled) as update:
-        yield None if update is None else (lambda rung, done, total: update(f"encode {rung.name}", done, total))
 
 
 @app.command()
@@ -156,16 +121,23 @@ RayAddressOpt = Annotated[
 ]
 
 
-def make_fleet(regions: str, policy: str, seed: int | None, ray_address: str | None) -> LocalFleet:
+def make_fleet(
+    regions: str,
+    policy: str,
+    seed: int | None,
+    ray_address: str | None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+) -> LocalFleet:
     from pathlib import Path
 
     from framefleet.fleet.local import LocalFleet
 
     if ray_address is None:
-        return LocalFleet(Path(regions), policy=policy, seed=seed)
+        return LocalFleet(Path(regions), policy=policy, seed=seed, host=host, port=port)
     from framefleet.fleet.ray_fleet import RayFleet
 
-    return RayFleet(Path(regions), policy=policy, seed=seed, address=ray_address)
+    return RayFleet(Path(regions), policy=policy, seed=seed, address=ray_address, host=host, port=port)
 
 
 @app.command()
@@ -173,18 +145,25 @@ def serve(
     regions: Annotated[str, typer.Option("--regions", help="Fleet TOML (see examples/regions-3.toml).")],
     policy: Annotated[str, typer.Option(help="traffic | local-only | global")] = "traffic",
     ray_address: RayAddressOpt = None,
+    host: Annotated[str, typer.Option(help="The gateway's bind address (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="The gateway's port; default: a free one.")] = None,
+    start_timeout: Annotated[float, typer.Option(help="Seconds for every worker to load its models.")] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a multi-region fleet (gateway + one worker per slot) until Ctrl-C: local processes, or Ray actors.
+    """Start a multi-region fleet (gateway + one worker per slot) until Ctrl-C or SIGTERM: local processes, or
+    Ray actors. Workers host the tasks their region names in the TOML and load their models before serving.
 
-    framefleet serve --regions examples/regions-3.toml [--ray-address 127.0.0.1:6390]
+    framefleet serve --regions examples/regions-serve.toml --port 8100 [--ray-address 127.0.0.1:6390]
     """
     import time
 
     def body() -> None:
         if policy not in POLICIES:
             raise InputError(f"--policy {policy!r}: use one of {', '.join(POLICIES)}")
-        with make_fleet(regions, policy, None, ray_address) as fleet:
+        if port is not None and not 1 <= port <= 65535:
+            raise InputError(f"--port {port}: give 1 to 65535")
+        fleet = make_fleet(regions, policy, None, ray_address, host, port)
+        with fleet.start(timeout_s=start_timeout):
             info = {"gateway": fleet.url, "policy": policy,
                     "workers": {r: [p.url for p in ps] for r, ps in fleet.workers.items()}}  # fmt: skip
             emit(info, as_json, lambda: out.print(f"gateway {fleet.url} ({policy}); workers: {info['workers']}"))
@@ -208,17 +187,38 @@ def loadtest(
     api_key: Annotated[str, typer.Option(help="API key for the gateway.")] = "dev-key",
     seed: Annotated[int, typer.Option(help="Seed for arrivals and jitter.")] = 0,
     plot: Annotated[str | None, typer.Option(help="Write a PNG of success rate and per-region load.")] = None,
+    task: Annotated[
+        str, typer.Option(help="synthetic (the TOML's [service] sleep) | animate (real photographs, our student).")
+    ] = "synthetic",
+    scenario_out: Annotated[
+        str | None,
+        typer.Option(help="Write a simulator scenario TOML of this fleet, rate and client with the measured service."),
+    ] = None,
+    start_timeout: Annotated[float, typer.Option(help="Seconds for a started fleet's workers to load models.")] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open-loop Poisson load through the real client; report success, goodput, attempts, latency."""
+    """Open-loop Poisson load through the real client; report success, goodput, attempts, latency and the
+    workers' service times.
+
+    framefleet loadtest --regions examples/regions-serve.toml --task animate --rate 2 --duration 30 \
+        --scenario-out measured.toml --json
+    """
     import asyncio
     from contextlib import nullcontext
+    from pathlib import Path
 
     from framefleet.serve.config import load_fleet
-    from framefleet.serve.loadtest import parse_skew, plot_report, run_load
+    from framefleet.serve.loadtest import TASKS, check_task, parse_skew, plot_report, run_load, scenario_toml
 
     def body() -> None:
+        if task not in TASKS:
+            raise InputError(f"--task {task!r}: use one of {', '.join(TASKS)}")
+        if scenario_out is not None and not Path(scenario_out).resolve().parent.is_dir():
+            raise InputError(f"--scenario-out {scenario_out}: its folder does not exist")
+        if not start_timeout > 0:
+            raise InputError(f"--start-timeout must be positive, got {start_timeout}")
         config = load_fleet(regions)
+        check_task(task, config)
         sk = parse_skew(skew, config.region_names)
         if duration <= 0:
             raise InputError(f"--duration must be positive, got {duration}")
@@ -229,16 +229,21 @@ def loadtest(
         if (policy or "traffic") not in POLICIES:
             raise InputError(f"--policy {policy!r}: use one of {', '.join(POLICIES)}")
         fleet = make_fleet(regions, policy or "traffic", seed, ray_address) if url is None else None
-        with fleet if fleet is not None else nullcontext():
+        with fleet.start(timeout_s=start_timeout) if fleet is not None else nullcontext():
             target = url or (fleet.url if fleet is not None else "")
             report = asyncio.run(
                 run_load(
-                    target, config, rate=rate, duration_s=duration, skew=sk, retry=retry, api_key=api_key, seed=seed
+                    target, config, rate=rate, duration_s=duration, skew=sk, retry=retry, api_key=api_key, seed=seed,
+                    task=task,
                 )
-            )
+            )  # fmt: skip
         if plot:
             plot_report(report, config, plot, f"{policy or 'traffic'} / {retry}: offered {report.offered_rps} rps")
         payload = report.to_dict() | {"policy": policy or "traffic", "retry": retry}
+        if scenario_out is not None:
+            text = scenario_toml(config, report, retry=retry, policy=policy or "traffic", seed=seed, source=regions)
+            Path(scenario_out).write_text(text)
+            payload["scenario"] = str(scenario_out)
 
         def render() -> None:
             t = Table(title="load test", title_justify="left")
@@ -248,6 +253,11 @@ def loadtest(
                       "attempts_per_request", "cross_region_share", "launch_lag_ms_p99"):  # fmt: skip
                 t.add_row(k, str(payload[k]))
             t.add_row("latency_ms p50/p95/p99", "/".join(str(v) for v in payload["latency_ms"].values()))
+            svc = payload["service_ms"]
+            t.add_row("service_ms mean/p50/p95/p99", "/".join(str(svc[k]) for k in ("mean", "p50", "p95", "p99")))
+            t.add_row("service cv", str(svc["cv"]))
+            if "scenario" in payload:
+                t.add_row("scenario", payload["scenario"])
             out.print(t)
 
         emit(payload, as_json, render)

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from framefleet._cli import rung_progress, variants_table
 from framefleet.config import Settings
 from framefleet.media import join_segments, probe, sample_path, split_video
 from framefleet.store import Store
@@ -26,8 +27,6 @@ DEMO_CLIPS = ("bigbuckbunny", "bikes", "carphone")
 
 
 def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[str, Any]:
-    from framefleet.cli import rung_progress, variants_table
-
     console = console or Console()
 
     def say(*items: Any) -> None:

@@ -70,10 +70,16 @@ def enhance(
             gate=not no_gate,
             thresholds=GateThresholds(target_short_side=target, min_quality=min_quality, min_short_side=min_size),
             ladder=parse_ladder(ladder) if ladder else (),
-            ray_address=ray_address,
         )
+        runner = None
+        if ray_address is not None:  # the command picks the runtime; the task only runs what it is given
+            from framefleet.fleet.ray_fleet import RaySegmentRunner
+
+            runner = RaySegmentRunner(ray_address)
         with stage_progress(not as_json) as progress:
-            r = do_enhance(store, source, request, settings=settings, output=output, progress=progress)
+            r = do_enhance(
+                store, source, request, settings=settings, output=output, progress=progress, segment_runner=runner
+            )
         payload = {
             "asset_id": r.asset.id,
             "source": variant_dict(r.source),

@@ -13,6 +13,7 @@ class FramefleetError(Exception):
 
     exit_code = 1
     http_status = 500
+    reason = "internal"  # the machine-readable reason in an HTTP error body
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -27,18 +28,21 @@ class InputError(FramefleetError):
 
     exit_code = 2
     http_status = 400
+    reason = "bad_input"
 
 
 class TooLarge(InputError):
     """The input is larger than a configured limit (pixels, bytes)."""
 
     http_status = 413
+    reason = "too_large"
 
 
 class UnsupportedMedia(InputError):
     """The input is media, but of a kind or codec we cannot process."""
 
     http_status = 415
+    reason = "unsupported_media"
 
 
 class NotFound(FramefleetError):
@@ -46,12 +50,50 @@ class NotFound(FramefleetError):
 
     exit_code = 2
     http_status = 404
+    reason = "not_found"
 
 
 class Busy(FramefleetError):
     """A worker is already running its one request; the caller should retry elsewhere or later."""
 
     http_status = 503
+    reason = "busy"
+
+
+class Unauthorized(FramefleetError):
+    """A missing or unknown API key, or a key without the rights the endpoint needs."""
+
+    exit_code = 2
+    http_status = 401
+    reason = "bad_key"
+
+
+class TenantLimit(FramefleetError):
+    """A tenant has more requests in flight than its fair share; it should retry later."""
+
+    http_status = 429
+    reason = "tenant_limit"
+
+
+class InProgress(FramefleetError):
+    """A request with this idempotency key is still running; retry later to get its result."""
+
+    http_status = 409
+    reason = "in_progress"
+
+
+class WorkerFailed(FramefleetError):
+    """The worker running a request died or dropped the connection; retrying lands on another worker."""
+
+    http_status = 503
+    reason = "worker_failed"
+
+
+class UpstreamError(FramefleetError):
+    """A worker answered something the gateway cannot use (not JSON, or not the expected shape)."""
+
+    http_status = 502
+    reason = "bad_upstream"
 
 
 class MediaError(FramefleetError):

@@ -30,6 +30,8 @@ from framefleet.store import Store
 
 PG_URL = os.environ.get("FRAMEFLEET_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
+ADMIN = {"Authorization": "Bearer dev-admin-key"}  # the default admin key of a fleet TOML
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -125,7 +127,7 @@ def kill_worker_mid_request(fleet: Any, headers: dict[str, str]) -> tuple[str, h
     deadline = time.monotonic() + 5
     busy: list[str] = []
     while not busy and time.monotonic() < deadline:
-        state = httpx.get(f"{fleet.url}/v1/fleet", timeout=5).json()
+        state = httpx.get(f"{fleet.url}/v1/fleet", headers=ADMIN, timeout=5).json()
         busy = [w["name"] for w in state["workers"] if w["inflight"]]
         time.sleep(0.01)
     assert busy, "the request never reached a worker"

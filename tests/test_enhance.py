@@ -141,3 +141,47 @@ def test_bad_input_leaves_nothing_behind(
     blobs = files_under(Settings.from_env().blob_dir)
     assert len(blobs) == rows["assets"]
     assert files_under(Settings.from_env().tmp_dir) == []
+
+
+def test_the_caller_passes_how_segments_run(home: Path, tmp_path: Path) -> None:
+    """The task runs segments through the runner it is given (the CLI passes a Ray runner for --ray-address)."""
+    from framefleet.tasks import segment_worker as sw
+
+    clip = tmp_path / "a.mp4"
+    with av.open(str(clip), "w") as c:  # a keyframe every 12 frames: 3 segments
+        s = c.add_stream("libx264", rate=25, options={"g": "12", "keyint_min": "12"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(36):
+            img = np.full((48, 64, 3), (i * 7) % 255, dtype=np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode())
+    calls: list[int] = []
+
+    def in_this_process(jobs, parts, outs, total, progress):  # type: ignore[no-untyped-def]
+        calls.append(len(jobs))
+        for job, part, out in zip(jobs, parts, outs, strict=True):
+            sw.process_segment(job, part, out)
+
+    request = EnhanceRequest(segments=3, gate=False, measure_gain=False)
+    r = enhance(Store.open(Settings.from_env()), str(clip), request, segment_runner=in_this_process)
+    assert calls == [3] and r.variant is not None and r.variant.frame_count == 36
+
+
+def test_ray_segment_runner_writes_each_segment_to_its_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framefleet.fleet import ray_fleet
+
+    seen: list[str] = []
+
+    def fake_tasks(address: str, jobs: list[object], parts: list[Path]) -> list[bytes]:
+        seen.append(address)
+        return [p.read_bytes().upper() for p in parts]
+
+    monkeypatch.setattr(ray_fleet, "run_segment_tasks", fake_tasks)
+    parts = [tmp_path / f"p{k}" for k in range(3)]
+    for k, p in enumerate(parts):
+        p.write_bytes(f"seg{k}".encode())
+    outs = [tmp_path / f"o{k}" for k in range(3)]
+    ticks: list[tuple[str, int, int]] = []
+    ray_fleet.RaySegmentRunner("head:6390")([None] * 3, parts, outs, 30, lambda *a: ticks.append(a))
+    assert seen == ["head:6390"] and [o.read_bytes() for o in outs] == [b"SEG0", b"SEG1", b"SEG2"]
+    assert ticks == [("enhance", 30, 30)]

@@ -18,7 +18,7 @@ from framefleet.fleet import LocalFleet
 from framefleet.serve.client import AsyncFramefleetClient, FramefleetClient
 from framefleet.serve.retry import RetryPolicy
 
-from conftest import kill_worker_mid_request
+from conftest import ADMIN, kill_worker_mid_request
 
 FLEET_TOML = """
 [service]
@@ -65,7 +65,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
 
 
 def _fleet_state(fleet: LocalFleet) -> dict:  # type: ignore[type-arg]
-    return httpx.get(f"{fleet.url}/v1/fleet", timeout=5).json()
+    return httpx.get(f"{fleet.url}/v1/fleet", headers=ADMIN, timeout=5).json()
 
 
 def test_request_is_served_locally_and_result_survives_gateway_restart(fleet: LocalFleet) -> None:
@@ -165,7 +165,7 @@ def test_tenant_flood_does_not_take_the_gateway_down(fleet: LocalFleet) -> None:
     import subprocess
     import sys
 
-    monitor = httpx.Client(base_url=fleet.url, timeout=5)  # a monitor keeps its client (and connection)
+    monitor = httpx.Client(base_url=fleet.url, timeout=5, headers=ADMIN)  # a monitor keeps its client (and connection)
     monitor.get("/health")
     flood = subprocess.Popen([sys.executable, "-c", FLOOD, fleet.url, "300"], stdout=subprocess.PIPE, text=True)
     probes: list[float] = []
@@ -191,7 +191,7 @@ def test_tenant_flood_does_not_take_the_gateway_down(fleet: LocalFleet) -> None:
 
 
 def test_metrics_report_routing_and_outcomes(fleet: LocalFleet) -> None:
-    text = httpx.get(f"{fleet.url}/metrics", timeout=5).text
+    text = httpx.get(f"{fleet.url}/metrics", headers=ADMIN, timeout=5).text
     for name in (
         "framefleet_gateway_requests_total",
         "framefleet_gateway_rejections_total",

@@ -19,7 +19,7 @@ from framefleet.fleet.ray_fleet import REGION_LABEL, RayFleet
 from framefleet.media import iter_timed_frames
 from framefleet.serve.client import FramefleetClient
 
-from conftest import kill_worker_mid_request, one_json, run_cli, write_clip
+from conftest import ADMIN, kill_worker_mid_request, one_json, run_cli, write_clip
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -93,7 +93,7 @@ def test_actors_are_placed_on_their_regions_nodes_and_serve_locally(fleet: RayFl
         res = FramefleetClient(fleet.url, api_key="key-a", region=region).run("synthetic", {})
         assert res.ok, res.body
         assert res.body["region"] == region  # the source region had headroom: no spill
-    state = httpx.get(f"{fleet.url}/v1/fleet", timeout=5).json()
+    state = httpx.get(f"{fleet.url}/v1/fleet", headers=ADMIN, timeout=5).json()
     assert {w["url"] for w in state["workers"]} == {w.url for ws in fleet.workers.values() for w in ws}
 
 
@@ -164,3 +164,29 @@ def test_enhance_segments_as_ray_tasks_match_sequential(ray_address: str, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert [f.pts for f in iter_timed_frames(par)] == [f.pts for f in iter_timed_frames(seq)]
     assert one_json(proc.stdout)["variants"][0]["frame_count"] == 40
+
+
+def test_ray_actors_host_the_real_animate_task(ray_address: str, tmp_path: Path) -> None:
+    """A worker actor with the real task: it loads the student in the actor, is healthy only once warm, and
+    writes its variant into the store the gateway reads (the driver's FRAMEFLEET_HOME reaches the actor)."""
+    import cv2
+    import skimage.data
+
+    photo = tmp_path / "coffee.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR))
+    toml = tmp_path / "fleet.toml"
+    toml.write_text(
+        FLEET_TOML.replace("workers = 2", 'workers = 1\ntasks = ["animate"]').replace(
+            'name = "south"\nworkers = 1', 'name = "south"\nworkers = 1\ntasks = ["synthetic"]'
+        )
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRAMEFLEET_HOME", str(tmp_path / "home"))
+        with RayFleet(toml, seed=2, address=ray_address).start(timeout_s=180) as fleet:
+            got = FramefleetClient(fleet.url, api_key="key-a", region="south").animate(
+                photo, prompt="zoom in", seed=4, out=tmp_path / "clip.mp4"
+            )
+            assert got.ok, got.body
+            assert got.body["region"] == "north" and got.body["worker"] == "north-0"  # the only animate slot
+            assert got.variant is not None and got.variant["frame_count"] == 8
+            assert got.output is not None and got.output.stat().st_size > 0

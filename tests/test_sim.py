@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 
 from framefleet.errors import InputError
+from framefleet.serve.balance import RoutingState
 from framefleet.sim import erlang_b, load_scenario, parse_scenario, plan_capacity, servers_for, simulate
 from framefleet.sim.engine import EventSimulation
 from framefleet.sim.scenario import SimRegion
@@ -101,6 +105,29 @@ def test_outage_kills_running_requests_and_leaves_no_slot_taken() -> None:
     assert report["failed"] + report["succeeded"] == report["requests"]  # every request ended
     assert sim.busy == [0] * len(sim.names) and all(not slots for slots in sim.inflight)
     assert sim.incoming == [0] * len(sim.names)
+
+
+@pytest.mark.parametrize("policy", ["traffic", "global", "local-only"])
+def test_the_engine_routes_with_the_gateways_routing_state_and_counts_busy_on_arrival(policy: str) -> None:
+    overloaded = {
+        "simulation": {"duration_s": 600, "seed": 3, "bucket_s": 60},
+        "regions": [{"name": "a", "gpus": 4}, {"name": "b", "gpus": 4}],
+        "rtt_ms": {"a": {"b": 100}},
+        "demand": {"daily_requests": 12 * 86400},  # 12 erlangs on 8 GPUs
+        "service": {"mean_s": 1.0, "spread_s": 0.0, "kind": "exponential"},
+        "routing": {"policy": policy},
+        "client": {"max_attempts": 1},
+    }
+    sim = EventSimulation(parse_scenario(overloaded, "overloaded"))
+    assert type(sim.routing) is RoutingState  # the very class the gateway holds
+    report = sim.run().to_dict()
+    assert report["failure_reasons"] and isinstance(report["busy_on_arrival"], int)
+    if policy == "local-only":  # nothing crosses regions: no belief goes stale in transit
+        assert report["busy_on_arrival"] == 0
+    else:  # spilled requests that find the far region full by the time they reach it
+        assert 0 < report["busy_on_arrival"] <= report["failed"]
+    assert sim.routing.busy == {"a": 0, "b": 0} and sim.routing.incoming == {"a": 0, "b": 0}
+    assert simulate(parse_scenario(overloaded, "overloaded"), mode="fluid").to_dict()["busy_on_arrival"] is None
 
 
 def test_same_seed_same_numbers() -> None:
@@ -213,3 +240,80 @@ def test_every_shipped_scenario_parses() -> None:
         assert len(sc.regions) >= 1 and sc.duration_s > 0
     planet = load_scenario(SCENARIOS / "planet-day.toml")
     assert len(planet.regions) >= 10 and planet.demand.daily_requests >= 1e7 and planet.duration_s == 86400
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_sizing_rejects_non_finite_loads(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        servers_for(bad, 0.01)
+    with pytest.raises(ValueError, match="finite"):
+        erlang_b(10, bad)
+    with pytest.raises(ValueError, match="finite"):
+        servers_for(10.0, bad)
+
+
+def _exact_erlang_b(n: int, a: float) -> float:
+    """The recursion, started 10·√A + 10 below min(N, A) (no approximation at any size)."""
+    b = 1.0
+    for k in range(max(0, min(n, int(a)) - int(10 * math.sqrt(a)) - 10) + 1, n + 1):
+        b = a * b / (k + a * b)
+    return b
+
+
+def test_sizing_a_billion_erlangs_takes_no_time_proportional_to_the_load() -> None:
+    a = 1e9
+    for target in (0.01, 1e-6):
+        t0 = time.perf_counter()
+        n = servers_for(a, target)
+        assert time.perf_counter() - t0 < 1.0
+        # scale: a pool carries at most N erlangs, so N ≥ A·(1 − target); square-root staffing: N ≤ A + z·√A
+        assert a * (1 - target) <= n <= a + 5 * math.sqrt(a)
+        assert abs(n - a) / a <= 0.01
+        # and the exact recursion agrees to a few GPUs in a billion
+        assert _exact_erlang_b(n + 3, a) <= target < _exact_erlang_b(n - 3, a)
+    t0 = time.perf_counter()
+    assert servers_for(1e300, 0.01) >= 0.99e300  # absurd but finite: still answers at once
+    assert erlang_b(10**9, 1e3) == 0.0 and erlang_b(int(1e12), 1e12) < 1e-5
+    assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.parametrize("a", [1e6, 1e7, 1e8])
+@pytest.mark.parametrize("target", [0.5, 0.01, 1e-4, 1e-9])
+def test_the_approximation_above_the_threshold_agrees_with_the_exact_recursion(a: float, target: float) -> None:
+    from framefleet.sim.capacity import _erlang_b_normal, _servers_normal
+
+    exact = servers_for(a, target)
+    assert erlang_b(exact, a) <= target < erlang_b(exact - 1, a)
+    approx = _servers_normal(a, target)
+    assert abs(approx - exact) <= max(3, 1e-4 * exact), (approx, exact)
+    assert _erlang_b_normal(exact, a) == pytest.approx(erlang_b(exact, a), rel=0.05)
+
+
+CAPACITY_ARGS = ("capacity", "--peak-to-mean", "2", "--target-blocking", "0.01", "--json")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--service-time", "inf"), ("--service-time", "nan"), ("--service-time", "1e200"),
+     ("--daily-requests", "1e300"), ("--daily-requests", "inf"), ("--target-blocking", "nan")],
+)  # fmt: skip
+def test_capacity_cli_rejects_non_finite_and_absurd_inputs_at_once(tmp_path: Path, flag: str, value: str) -> None:
+    regions = tmp_path / "regions.toml"
+    regions.write_text('[[regions]]\nname = "x"\n')
+    args = {"--daily-requests": "1e6", "--service-time": "4", "--regions": str(regions), flag: value}
+    t0 = time.monotonic()
+    proc = run_cli(*CAPACITY_ARGS, *itertools.chain.from_iterable(args.items()))
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = one_json(proc.stdout)["error"]
+    assert err["type"] == "InputError" and err["message"].startswith(flag) and "e.g." in err["message"], err
+    assert "internal error" not in proc.stderr and proc.stderr.startswith(f"error: {flag}")
+
+
+def test_capacity_cli_rejects_a_load_too_big_to_plan_naming_both_options(tmp_path: Path) -> None:
+    regions = tmp_path / "regions.toml"
+    regions.write_text('[[regions]]\nname = "x"\n')
+    proc = run_cli(*CAPACITY_ARGS, "--daily-requests", "1e12", "--service-time", "3600", "--regions", str(regions))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    message = one_json(proc.stdout)["error"]["message"]
+    assert "--daily-requests" in message and "--service-time" in message

@@ -38,14 +38,16 @@ class _Proc:
     env: dict[str, str]
     args: list[str]
     popen: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
 
 
-def _uvicorn(factory: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+def _uvicorn(factory: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", host, "--port", str(port),
             "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "1"]  # fmt: skip
 
 
@@ -55,6 +57,8 @@ class LocalFleet:
     policy: str = "traffic"
     seed: int | None = None
     store: bool = True
+    host: str = "127.0.0.1"  # the gateway's bind address; workers stay on loopback
+    port: int | None = None  # the gateway's port; None: a free one
     workers: dict[str, list[Any]] = field(default_factory=dict)  # region -> handles with .name and .url
     gateway: _Proc | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -72,6 +76,12 @@ class LocalFleet:
     def start(self, timeout_s: float = 60.0) -> LocalFleet:
         self._tmp = tempfile.TemporaryDirectory(prefix="framefleet-fleet-")
         try:
+            if self.store:
+                # created and migrated once, here: the gateway and workers would otherwise race to migrate a
+                # fresh database as they start
+                from framefleet.store import Store
+
+                Store.open()
             self._start_workers()
             self._start_gateway()
             self.wait_healthy(timeout_s)
@@ -83,6 +93,9 @@ class LocalFleet:
     def _start_workers(self) -> None:
         """One uvicorn process per slot on loopback; subclasses place workers elsewhere (Ray actors)."""
         svc = self.config.service
+        # the machine's cores split among the workers that compute (a synthetic one only sleeps)
+        computing = sum(r.workers for r in self.config.regions if set(r.tasks) - {"synthetic"})
+        threads = max(1, (os.cpu_count() or 1) // max(1, computing))
         for region in self.config.regions:
             self.workers[region.name] = []
             for i in range(region.workers):
@@ -90,8 +103,12 @@ class LocalFleet:
                 env = {"FRAMEFLEET_WORKER_NAME": f"{region.name}-{i}", "FRAMEFLEET_WORKER_REGION": region.name,
                        "FRAMEFLEET_WORKER_SERVICE_MEAN_S": str(svc.mean_s),
                        "FRAMEFLEET_WORKER_SERVICE_SPREAD_S": str(svc.spread_s),
-                       "FRAMEFLEET_WORKER_SERVICE_KIND": svc.kind}  # fmt: skip
-                proc = _Proc(f"{region.name}-{i}", port, env, _uvicorn("framefleet.serve.worker:synthetic_app", port))
+                       "FRAMEFLEET_WORKER_SERVICE_KIND": svc.kind,
+                       "FRAMEFLEET_WORKER_TASKS": ",".join(region.tasks),
+                       "FRAMEFLEET_WORKER_MODELS": json.dumps(dict(self.config.models)),
+                       "FRAMEFLEET_WORKER_THREADS": str(threads)}  # fmt: skip
+                factory = "framefleet.serve.hosted:worker_from_env"
+                proc = _Proc(f"{region.name}-{i}", port, env, _uvicorn(factory, port))
                 self.workers[region.name].append(proc)
                 self._spawn(proc)
 
@@ -104,14 +121,17 @@ class LocalFleet:
         }  # fmt: skip
         spec_path = Path(self._tmp.name) / "gateway.json"
         spec_path.write_text(json.dumps(spec))
-        port = free_port()
+        port = self.port or free_port(self.host if self.host != "0.0.0.0" else "127.0.0.1")
         self.gateway = _Proc("gateway", port, {"FRAMEFLEET_GATEWAY_SPEC": str(spec_path)},
-                             _uvicorn("framefleet.serve.gateway:gateway_from_env", port))  # fmt: skip
+                             _uvicorn("framefleet.serve.gateway:gateway_from_env", port, self.host),
+                             host=self.host)  # fmt: skip
         self._spawn(self.gateway)
 
     def _spawn(self, proc: _Proc) -> None:
-        proc.popen = subprocess.Popen(proc.args, env={**os.environ, **proc.env}, stdin=subprocess.DEVNULL,
-                                      start_new_session=True)  # fmt: skip
+        # its own session (a terminal's Ctrl-C reaches only us, and we stop it in order); it exits by itself
+        # if we die without stopping it (serve/lifecycle.py)
+        env = {**os.environ, **proc.env, "FRAMEFLEET_PARENT_PID": str(os.getpid())}
+        proc.popen = subprocess.Popen(proc.args, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_healthy(self, timeout_s: float = 60.0) -> None:
         """Until every process answers /health and the gateway sees every worker healthy."""
@@ -173,7 +193,7 @@ class LocalFleet:
             self._tmp = None
 
     def __enter__(self) -> LocalFleet:
-        return self.start()
+        return self if self.gateway is not None else self.start()  # `with fleet.start(timeout_s=...):` too
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

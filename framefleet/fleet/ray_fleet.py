@@ -16,11 +16,15 @@ Every node must have framefleet installed in the same Python environment as the 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from framefleet.errors import FramefleetError, InputError
@@ -29,19 +33,33 @@ from framefleet.fleet.local import LocalFleet
 REGION_LABEL = "framefleet.io/region"
 NODE_ID_LABEL = "ray.io/node-id"  # Ray's default label on every node
 NAMESPACE = "framefleet"
+STORE_ENV = ("FRAMEFLEET_HOME", "FRAMEFLEET_DATABASE_URL")
 
 
 class WorkerActor:
     """One GPU slot. Ray wraps this class with `ray.remote` at start time, so importing it needs no ray."""
 
-    def __init__(self, name: str, region: str, mean_s: float, spread_s: float, kind: str, port: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        region: str,
+        mean_s: float,
+        spread_s: float,
+        kind: str,
+        port: int = 0,
+        tasks: Sequence[str] = ("synthetic",),
+        models: dict[str, str] | None = None,
+    ) -> None:
         import ray
         import uvicorn
 
-        from framefleet.serve.worker import ServiceTime, create_worker_app, synthetic_task
+        from framefleet.serve.hosted import HostedModels, hosted_tasks
+        from framefleet.serve.service import ServiceTime
+        from framefleet.serve.worker import create_worker_app
 
         service = ServiceTime(mean_s=mean_s, spread_s=spread_s, kind=kind)
-        app = create_worker_app({"synthetic": synthetic_task(service)}, name=name, region=region)
+        hosted, warm_up = hosted_tasks(list(tasks), HostedModels(**(models or {})), service=service)
+        app = create_worker_app(hosted, name=name, region=region, warm_up=warm_up)
         # the node's IP, reachable from the gateway's machine, unlike loopback
         self.host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         config = uvicorn.Config(app, host=self.host, port=port, log_level="warning", access_log=False)
@@ -108,6 +126,9 @@ def connect(address: str) -> None:
     import ray
 
     check_reachable(address)
+    main = threading.current_thread() is threading.main_thread()
+    # ray.init installs its own SIGTERM handler (sys.exit); the caller's (the CLI's clean shutdown) must stay
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -115,6 +136,9 @@ def connect(address: str) -> None:
             f"cannot connect to the Ray cluster at {address}: {e}. Start one with "
             f"`ray start --head --port {address.rsplit(':', 1)[-1]} --labels {REGION_LABEL}=<region>`"
         ) from e
+    finally:
+        if main and sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 @dataclass
@@ -125,12 +149,16 @@ class RayFleet(LocalFleet):
     start_timeout_s: float = 120.0
     _ray: Any = field(default=None, init=False, repr=False)
     _actor_cls: Any = field(default=None, init=False, repr=False)
+    _owns_connection: bool = field(default=False, init=False, repr=False)
     _run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8], init=False)  # actor names unique per fleet
 
     def _start_workers(self) -> None:
         import ray
 
-        connect(self.address)
+        # one connection per driver process: a second fleet in it (tests) shares the first one's
+        self._owns_connection = not ray.is_initialized()
+        if self._owns_connection:
+            connect(self.address)
         self._ray = ray
         missing = missing_regions(self.config.region_names, ray.nodes())  # type: ignore[no-untyped-call]
         if missing:
@@ -138,7 +166,8 @@ class RayFleet(LocalFleet):
                 f"no alive Ray node is labelled for region(s) {', '.join(missing)}; start one per region with "
                 f"`ray start --address {self.address} --labels {REGION_LABEL}=<region>`"
             )
-        # a synthetic slot only sleeps, so it reserves no CPU; a real GPU task would ask for num_gpus=1
+        # a synthetic slot only sleeps, so it reserves no CPU; a slot with a real model reserves the GPU it
+        # computes on where the cluster has GPUs (one request at a time: one slot = one GPU), else one CPU
         self._actor_cls = ray.remote(num_cpus=0, max_restarts=0)(WorkerActor)
         pending: list[tuple[RayWorker, Any]] = []
         for region in self.config.regions:
@@ -159,8 +188,17 @@ class RayFleet(LocalFleet):
 
     def _spawn_actor(self, w: RayWorker, selector: dict[str, str]) -> Any:
         svc = self.config.service
-        return self._actor_cls.options(name=f"{w.name}-{self._run_id}", label_selector=selector).remote(
-            w.name, w.region, svc.mean_s, svc.spread_s, svc.kind, w.port
+        tasks = next(r.tasks for r in self.config.regions if r.name == w.region)
+        resources: dict[str, Any] = {}
+        if set(tasks) - {"synthetic"}:
+            gpus = float(self._ray.cluster_resources().get("GPU", 0))
+            resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        # the store the gateway uses: a real task's worker must write its variants where the gateway reads
+        env = {k: os.environ[k] for k in STORE_ENV if k in os.environ}
+        if env:
+            resources["runtime_env"] = {"env_vars": env}
+        return self._actor_cls.options(name=f"{w.name}-{self._run_id}", label_selector=selector, **resources).remote(
+            w.name, w.region, svc.mean_s, svc.spread_s, svc.kind, w.port, tasks, dict(self.config.models)
         )
 
     def node_labels(self) -> dict[str, dict[str, str]]:
@@ -197,7 +235,8 @@ class RayFleet(LocalFleet):
                     if w.actor is not None:
                         self._ray.kill(w.actor, no_restart=True)
                         w.actor = None
-            self._ray.shutdown()
+            if self._owns_connection:
+                self._ray.shutdown()
             self._ray = None
 
 
@@ -221,3 +260,25 @@ def run_segment_tasks(address: str, jobs: list[Any], parts: list[Any]) -> list[b
         if cause is not None:
             raise cause from None
         raise
+
+
+@dataclass(frozen=True)
+class RaySegmentRunner:
+    """A `tasks.enhance.SegmentRunner` that runs the segments as Ray tasks on the cluster at `address`
+    (host:port of the head). The caller (the `enhance` command) builds it; the task only calls it."""
+
+    address: str
+
+    def __call__(
+        self,
+        jobs: Sequence[Any],
+        parts: Sequence[Path],
+        outs: Sequence[Path],
+        total: int,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> None:
+        results = run_segment_tasks(self.address, list(jobs), list(parts))
+        for out, data in zip(outs, results, strict=True):
+            Path(out).write_bytes(data)
+        if progress is not None:
+            progress("enhance", total, total)

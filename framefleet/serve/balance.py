@@ -10,17 +10,19 @@
 - `power_of_two`: a worker among the believed-idle ones — two at random, the less loaded wins (the
   classic result: exponentially better than one random choice, without a global scan).
 - `RateMeter`: requests per second over a sliding window, in fixed buckets (O(1) per event).
+- `RoutingState`: all of the above held together with the slot counts, one object in the gateway and in
+  the simulator.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from framefleet.serve.traffic import rings
+from framefleet.serve.traffic import RegionReport, RoutingTable, TrafficConfig, TrafficManager, rings
 
 T = TypeVar("T")
 
@@ -166,3 +168,134 @@ class RateMeter:
 
     def rates(self, now: float) -> dict[str, float]:
         return {k: n / self.window_s for k, n in self.totals(now).items()}
+
+
+@dataclass
+class RoutingState:
+    """The gateway's routing state, one object held by the live gateway and by the simulator's event engine:
+    per region the healthy and busy slots and the requests in transit to it, the measured service time
+    (EWMA) and demand, the policy switch and the traffic manager whose table is in force. The holder keeps
+    the counts true (the gateway from its workers and health checks, the simulator from its events); every
+    decision is made here, so the simulator predicts what the gateway does.
+
+    `pick(source, rng, allowed)` chooses a region; `depart`/`arrive` bracket a request's transit; after a
+    worker answers, `observe_service`; every period, `update(now)` recomputes the routing table."""
+
+    names: Sequence[str]
+    rtt_ms: Mapping[str, Mapping[str, float]]
+    traffic: TrafficConfig
+    policy: str = "traffic"
+    default_service_s: float = 0.2
+    manager: TrafficManager = field(init=False)
+    demand: RateMeter = field(default_factory=lambda: RateMeter(window_s=5.0))
+    healthy: dict[str, int] = field(default_factory=dict)
+    busy: dict[str, int] = field(default_factory=dict)
+    incoming: dict[str, int] = field(default_factory=dict)
+    service_ewma_s: dict[str, float] = field(default_factory=dict)
+    _fractions_table: RoutingTable | None = field(default=None, init=False, repr=False)
+    _fractions_cache: dict[str, dict[str, float]] = field(default_factory=dict, init=False, repr=False)
+    _shares_key: tuple[int, ...] = field(default=(), init=False, repr=False)
+    _shares: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; use one of {', '.join(POLICIES)}")
+        self.manager = TrafficManager(self.rtt_ms, self.traffic)
+        for r in self.names:
+            self.healthy.setdefault(r, 0)
+            self.busy.setdefault(r, 0)
+            self.incoming.setdefault(r, 0)
+            self.service_ewma_s.setdefault(r, self.default_service_s)
+
+    # -- the gateway's beliefs ----------------------------------------------------------------------
+    def has_idle(self, region: str) -> bool:
+        """An idle slot not already claimed by a request on its way there. Without the in-transit count,
+        every request crossing regions at once would head for the same lone idle slot."""
+        return self.healthy[region] - self.busy[region] > self.incoming[region]
+
+    def has_any_idle(self, region: str) -> bool:
+        return self.healthy[region] > self.busy[region]
+
+    def has_headroom(self, region: str) -> bool:
+        table = self.manager.table
+        return table.has_headroom(region) if table is not None else True
+
+    def fractions(self, source: str) -> dict[str, float]:
+        if self.policy == "local-only" or self.manager.table is None:
+            return {source: 1.0}
+        return self.manager.table.fractions(source)
+
+    def _table_fractions(self, source: str) -> dict[str, float]:
+        """`fractions(source)`, computed once per routing table (a table never changes once made); for
+        `pick` only, which does not mutate what it gets."""
+        table = self.manager.table
+        if self.policy == "local-only" or table is None:
+            return {source: 1.0}
+        if table is not self._fractions_table:
+            self._fractions_table, self._fractions_cache = table, {}
+        cached = self._fractions_cache.get(source)
+        if cached is None:
+            cached = self._fractions_cache[source] = table.fractions(source)
+        return cached
+
+    def shares(self) -> dict[str, float]:
+        return capacity_shares({r: float(self.healthy[r]) for r in self.names})
+
+    def _current_shares(self) -> dict[str, float]:
+        """`shares()`, recomputed only when a healthy count moved; for `pick` only (it does not mutate)."""
+        key = tuple(self.healthy.values())
+        if key != self._shares_key:
+            self._shares_key, self._shares = key, self.shares()
+        return self._shares
+
+    # -- decisions ----------------------------------------------------------------------------------
+    def pick(self, source: str, rng: random.Random, allowed: Collection[str] | None = None) -> tuple[str | None, str]:
+        """The target region for one request from `source` under the policy, and the rule that chose it.
+        `allowed`: the regions that host the task (None: all)."""
+        has_idle: Callable[[str], bool] = self.has_idle
+        has_any_idle: Callable[[str], bool] = self.has_any_idle
+        if allowed is not None:  # (None: every region, no per-request set on the simulator's hot path)
+            ok = set(allowed)
+
+            def idle_in(r: str) -> bool:
+                return r in ok and self.has_idle(r)
+
+            def any_idle_in(r: str) -> bool:
+                return r in ok and self.has_any_idle(r)
+
+            has_idle, has_any_idle = idle_in, any_idle_in
+
+        if self.policy == "global":
+            return pick_region_global(self._current_shares(), has_idle, has_any_idle, rng)
+        return pick_region(
+            source,
+            self._table_fractions(source),
+            self.names,
+            self.rtt_ms,
+            self.traffic.ring_radii_ms,
+            has_idle,
+            has_any_idle,
+            rng,
+            spill=self.policy == "traffic",
+            has_headroom=self.has_headroom,
+        )
+
+    def depart(self, target: str) -> None:
+        self.incoming[target] += 1
+
+    def arrive(self, target: str) -> None:
+        self.incoming[target] -= 1
+
+    def observe_service(self, region: str, seconds: float) -> None:
+        if seconds > 0:
+            self.service_ewma_s[region] = 0.9 * self.service_ewma_s[region] + 0.1 * seconds
+
+    def reports(self) -> list[RegionReport]:
+        return [
+            RegionReport(r, self.healthy[r], self.service_ewma_s[r], self.busy[r] / max(1, self.healthy[r]))
+            for r in self.names
+        ]
+
+    def update(self, now: float) -> RoutingTable:
+        """Recompute the routing table from the capacity reports and the measured demand."""
+        return self.manager.update(self.reports(), self.demand.rates(now), now)

@@ -8,6 +8,8 @@ attempts, so a retry after a lost response finds the first result instead of run
     from framefleet.serve.client import FramefleetClient
     client = FramefleetClient("http://127.0.0.1:8100", api_key="dev-key", region="eu-west")
     out = client.run("synthetic", {"echo": 1})      # -> Result(ok=True, attempts=1, body={...})
+    got = client.animate("photo.jpg", prompt="pan left", seed=3, out="clip.mp4")
+    got.variant["id"], got.output                     # the stored variant, the downloaded MP4
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from framefleet.serve.retry import Outcome, RetryBudget, RetryPolicy, decide, schedule_delay
 
-RETRYABLE_REASONS = {"busy", "worker_failed", "tenant_limit"}
+RETRYABLE_REASONS = {"busy", "worker_failed", "tenant_limit", "in_progress"}
+Source = str | Path | bytes | None  # a file to upload (path or bytes), or None with asset_id
 
 
 @dataclass
@@ -35,6 +39,13 @@ class Result:
     body: dict[str, Any] = field(default_factory=dict)
     reason: str = ""  # why it stopped: "succeeded", "attempt cap (3) reached", ...
     latency_s: float = 0.0
+    output: Path | None = None  # animate/enhance with out=: where the variant's bytes were written
+
+    @property
+    def variant(self) -> dict[str, Any] | None:
+        """The stored variant an animate or enhance request made (None otherwise)."""
+        v = self.body.get("variant")
+        return v if isinstance(v, dict) else None
 
 
 def classify(status: int | None, body: dict[str, Any], headers: Mapping[str, str]) -> Outcome:
@@ -46,7 +57,7 @@ def classify(status: int | None, body: dict[str, Any], headers: Mapping[str, str
     if headers.get("x-framefleet-retry", "").lower() == "no":
         return Outcome.DO_NOT_RETRY
     reason = (body.get("error") or {}).get("reason", "")
-    if status in (429, 503) and reason in RETRYABLE_REASONS:
+    if status in (409, 429, 503) and reason in RETRYABLE_REASONS:
         return Outcome.BUSY if reason != "worker_failed" else Outcome.RETRYABLE
     if status in (502, 503, 504):
         return Outcome.RETRYABLE
@@ -110,6 +121,26 @@ class _Base:
         return None, d.delay
 
     @staticmethod
+    def _form(
+        file_field: str, source: Source, asset_id: str | None, params: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """(files, data) of a multipart request; read once, sent again unchanged on every attempt."""
+        if (source is None) == (asset_id is None):
+            raise ValueError(f"give either a {file_field} (path or bytes) or asset_id")
+        data = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None}
+        if asset_id is not None:
+            return {}, {**data, "asset_id": asset_id}
+        if isinstance(source, bytes):
+            return {file_field: (f"{file_field}.bin", source)}, data
+        path = Path(source)  # type: ignore[arg-type]
+        return {file_field: (path.name, path.read_bytes())}, data
+
+    @staticmethod
+    def _content_url(result: Result) -> str | None:
+        url = result.body.get("content_url") if result.ok else None
+        return url if isinstance(url, str) else None
+
+    @staticmethod
     def _parse(response: httpx.Response | None) -> tuple[int | None, dict[str, Any], Mapping[str, str]]:
         if response is None:
             return None, {}, {}
@@ -139,7 +170,13 @@ class FramefleetClient(_Base):
     def run(
         self, task: str, payload: dict[str, Any], *, interactive: bool = True, idempotency_key: str | None = None
     ) -> Result:
-        key = idempotency_key or secrets.token_hex(16)
+        return self._retrying(
+            lambda h: self.http.post(f"{self.url}/v1/{task}", json=payload, headers=h),
+            idempotency_key or secrets.token_hex(16),
+            interactive,
+        )
+
+    def _retrying(self, send: Callable[[dict[str, str]], httpx.Response], key: str, interactive: bool) -> Result:
         if not interactive:
             time.sleep(schedule_delay(self.policy, self.rng))
         t0 = self._start()
@@ -147,15 +184,70 @@ class FramefleetClient(_Base):
         while True:
             attempt += 1
             try:
-                resp: httpx.Response | None = self.http.post(
-                    f"{self.url}/v1/{task}", json=payload, headers=self._request_headers(key, attempt)
-                )
+                resp: httpx.Response | None = send(self._request_headers(key, attempt))
             except httpx.HTTPError:
                 resp = None
             done, delay = self._after_attempt(resp, attempt, delay, t0)
             if done is not None:
                 return done
             time.sleep(delay)
+
+    def animate(
+        self,
+        image: Source = None,
+        *,
+        asset_id: str | None = None,
+        prompt: str = "",
+        out: str | Path | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Result:
+        """Upload a still (path or bytes) or name an asset; the video is stored as a variant
+        (`result.variant`) and, with `out`, downloaded there. Params: frames, steps, seed, sampler,
+        guidance_image, guidance_text, fps."""
+        return self._media("animate", "image", image, asset_id, {"prompt": prompt, **params}, out, idempotency_key)
+
+    def enhance(
+        self,
+        video: Source = None,
+        *,
+        asset_id: str | None = None,
+        out: str | Path | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Result:
+        """Upload a video or name an asset; params: scale, fps, gate. See animate."""
+        return self._media("enhance", "video", video, asset_id, params, out, idempotency_key)
+
+    def _media(
+        self, task: str, field: str, source: Source, asset_id: str | None, params: dict[str, Any],
+        out: str | Path | None, key: str | None,
+    ) -> Result:  # fmt: skip
+        files, data = self._form(field, source, asset_id, params)
+        result = self._retrying(
+            lambda h: self.http.post(f"{self.url}/v1/{task}", files=files or None, data=data, headers=h),
+            key or secrets.token_hex(16),
+            True,
+        )
+        url = self._content_url(result)
+        if out is not None and url is not None:
+            result.output = self.download(url, out)
+        return result
+
+    def download(self, content_url: str, out: str | Path) -> Path:
+        """A variant's bytes to `out`, written beside it and renamed, so `out` is whole or absent."""
+        path = Path(out)
+        part = path.with_name(path.name + ".part")
+        try:
+            with self.http.stream("GET", f"{self.url}{content_url}", headers=self.headers) as r:
+                r.raise_for_status()
+                with part.open("wb") as f:
+                    for chunk in r.iter_bytes(1 << 20):
+                        f.write(chunk)
+            part.replace(path)
+        finally:
+            part.unlink(missing_ok=True)
+        return path
 
     def close(self) -> None:
         self.http.close()
@@ -183,7 +275,15 @@ class AsyncFramefleetClient(_Base):
     async def run(
         self, task: str, payload: dict[str, Any], *, interactive: bool = True, idempotency_key: str | None = None
     ) -> Result:
-        key = idempotency_key or secrets.token_hex(16)
+        return await self._retrying(
+            lambda h: self.http.post(f"{self.url}/v1/{task}", json=payload, headers=h),
+            idempotency_key or secrets.token_hex(16),
+            interactive,
+        )
+
+    async def _retrying(
+        self, send: Callable[[dict[str, str]], Awaitable[httpx.Response]], key: str, interactive: bool
+    ) -> Result:
         if not interactive:
             await asyncio.sleep(schedule_delay(self.policy, self.rng))
         t0 = self._start()
@@ -191,15 +291,70 @@ class AsyncFramefleetClient(_Base):
         while True:
             attempt += 1
             try:
-                resp: httpx.Response | None = await self.http.post(
-                    f"{self.url}/v1/{task}", json=payload, headers=self._request_headers(key, attempt)
-                )
+                resp: httpx.Response | None = await send(self._request_headers(key, attempt))
             except httpx.HTTPError:
                 resp = None
             done, delay = self._after_attempt(resp, attempt, delay, t0)
             if done is not None:
                 return done
             await asyncio.sleep(delay)
+
+    async def animate(
+        self,
+        image: Source = None,
+        *,
+        asset_id: str | None = None,
+        prompt: str = "",
+        out: str | Path | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Result:
+        """The twin of FramefleetClient.animate."""
+        return await self._media(
+            "animate", "image", image, asset_id, {"prompt": prompt, **params}, out, idempotency_key
+        )
+
+    async def enhance(
+        self,
+        video: Source = None,
+        *,
+        asset_id: str | None = None,
+        out: str | Path | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Result:
+        """The twin of FramefleetClient.enhance."""
+        return await self._media("enhance", "video", video, asset_id, params, out, idempotency_key)
+
+    async def _media(
+        self, task: str, field: str, source: Source, asset_id: str | None, params: dict[str, Any],
+        out: str | Path | None, key: str | None,
+    ) -> Result:  # fmt: skip
+        files, data = self._form(field, source, asset_id, params)
+        result = await self._retrying(
+            lambda h: self.http.post(f"{self.url}/v1/{task}", files=files or None, data=data, headers=h),
+            key or secrets.token_hex(16),
+            True,
+        )
+        url = self._content_url(result)
+        if out is not None and url is not None:
+            result.output = await self.download(url, out)
+        return result
+
+    async def download(self, content_url: str, out: str | Path) -> Path:
+        """The twin of FramefleetClient.download."""
+        path = Path(out)
+        part = path.with_name(path.name + ".part")
+        try:
+            async with self.http.stream("GET", f"{self.url}{content_url}", headers=self.headers) as r:
+                r.raise_for_status()
+                with part.open("wb") as f:
+                    async for chunk in r.aiter_bytes(1 << 20):
+                        f.write(chunk)
+            part.replace(path)
+        finally:
+            part.unlink(missing_ok=True)
+        return path
 
     async def aclose(self) -> None:
         await self.http.aclose()

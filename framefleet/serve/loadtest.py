@@ -9,13 +9,25 @@ test exists to show.
 `--rate` is the total offered requests/s, split across source regions in proportion to their capacity;
 `--skew region=factor` multiplies one region's share. One client (with its own retry budget) per source
 region, as a frontend service in that region would have.
+
+`--task animate` sends real work instead of the synthetic sleep: each arrival uploads one of the held-out
+photographs (motion.photographs("holdout"), JPEG-encoded once) with a training prompt and a seed of its own
+(the same image, parameters and seed would return the stored variant without rendering). The report's
+`service_ms` is the distribution of the workers' own service times (the slot's holding time) over the
+successes, and `--scenario-out` writes a simulator scenario of the same fleet, rate and client with that
+distribution (`scenario_toml`), so the simulator's prediction can be set beside the measurement.
+
+    framefleet loadtest --regions examples/regions-serve.toml --task animate --rate 2 --duration 30 \
+        --scenario-out measured.toml --json
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
+import secrets
 import statistics
 import time
 from collections import Counter
@@ -26,10 +38,12 @@ from typing import Any
 
 import httpx
 
-from framefleet.errors import InputError
+from framefleet.errors import FramefleetError, InputError
 from framefleet.serve.client import AsyncFramefleetClient, Result
 from framefleet.serve.config import FleetConfig
 from framefleet.serve.retry import RetryPolicy
+
+TASKS = ("synthetic", "animate")  # what the load test can send
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Sample:
     reason: str = ""
     t_done: float = 0.0  # seconds since the start, when the last attempt ended
     launch_lag_s: float = 0.0  # how late the open loop launched it (a busy load generator shows here)
+    service_s: float | None = None  # the worker's own service time (successes only)
 
 
 @dataclass
@@ -60,6 +75,10 @@ class LoadReport:
     per_region: dict[str, dict[str, float]] = field(default_factory=dict)
     launch_lag_ms_p99: float = 0.0
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    task: str = "synthetic"
+    # the workers' service times over the successes: mean, sd, cv, p50, p95, p99 (ms; cv a ratio), n
+    service_ms: dict[str, float | None] = field(default_factory=dict)
+    offered_rps_by_region: dict[str, float] = field(default_factory=dict)  # the split the arrivals used
     samples: list[Sample] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,14 +122,51 @@ def arrivals(rates: Mapping[str, float], duration_s: float, rng: random.Random) 
     return out
 
 
+def check_task(task: str, config: FleetConfig) -> None:
+    if task not in TASKS:
+        raise InputError(f"--task {task!r}: use one of {', '.join(TASKS)}")
+    if task != "synthetic" and not config.regions_hosting(task):
+        raise InputError(f"--task {task}: no region of this fleet hosts {task} (add it to a region's tasks)")
+
+
+def animate_inputs() -> tuple[list[bytes], list[str]]:
+    """The held-out photographs as JPEG bytes (encoded once) and one training prompt per motion ("pan left")."""
+    import cv2
+
+    from framefleet.models.animate.motion import photographs, train_prompts
+
+    photos = []
+    for _name, rgb in sorted(photographs("holdout").items()):
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise FramefleetError(f"could not encode the photograph {_name} as JPEG")
+        photos.append(buf.tobytes())
+    prompts = [next(text for text, speed in v if speed == 1.0) for v in train_prompts().values()]
+    return photos, prompts
+
+
+def _service_s(res: Result) -> float | None:
+    ms = res.body.get("service_ms") if res.ok else None
+    return float(ms) / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else None
+
+
 async def run_load(url: str, config: FleetConfig, *, rate: float, duration_s: float,
                    skew: Mapping[str, float] | None = None, retry: str = "jittered", api_key: str = "dev-key",
-                   seed: int = 0, progress: Any = None) -> LoadReport:  # fmt: skip
+                   seed: int = 0, progress: Any = None, task: str = "synthetic") -> LoadReport:  # fmt: skip
     if retry not in ("jittered", "naive"):
         raise InputError(f"--retry must be 'jittered' or 'naive', got {retry!r}")
+    check_task(task, config)
     rng = random.Random(seed)
     rates = offered_rates(config, rate, skew or {})
     schedule = arrivals(rates, duration_s, rng)
+    # animate: per arrival a photograph, a prompt and a seed of its own. The render seeds start at a fresh random
+    # base on every run, so a second run against the same store renders again instead of finding its variants.
+    jobs: list[tuple[bytes, str, int]] = []
+    if task == "animate":
+        photos, prompts = animate_inputs()
+        pick = random.Random(f"animate-{seed}")
+        base = secrets.randbelow(1 << 30)
+        jobs = [(pick.choice(photos), pick.choice(prompts), base + i) for i in range(len(schedule))]
     policy = RetryPolicy() if retry == "jittered" else RetryPolicy.naive()
     http = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=5.0, pool=None),
                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=512))  # fmt: skip
@@ -119,29 +175,63 @@ async def run_load(url: str, config: FleetConfig, *, rate: float, duration_s: fl
     samples: list[Sample] = []
     start = time.monotonic()
 
-    async def one(t_arrival: float, region: str) -> None:
+    async def one(i: int, t_arrival: float, region: str) -> None:
         lag = time.monotonic() - start - t_arrival
-        res: Result = await clients[region].run("synthetic", {"t": round(t_arrival, 4)})
+        res: Result
+        if task == "animate":
+            photo, prompt, render_seed = jobs[i]
+            res = await clients[region].animate(photo, prompt=prompt, seed=render_seed)
+        else:
+            res = await clients[region].run("synthetic", {"t": round(t_arrival, 4)})
         served = res.body.get("region") if res.ok else None
         done = time.monotonic() - start
-        samples.append(Sample(region, t_arrival, res.ok, res.attempts, res.latency_s, served, res.reason, done, lag))
+        samples.append(Sample(region, t_arrival, res.ok, res.attempts, res.latency_s, served, res.reason, done, lag,
+                              _service_s(res)))  # fmt: skip
         if progress is not None:
             progress()
 
     tasks: list[asyncio.Task[None]] = []
-    for t_arrival, region in schedule:  # open loop: launch on schedule, never wait for completions
+    for i, (t_arrival, region) in enumerate(schedule):  # open loop: launch on schedule, never wait
         delay = start + t_arrival - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(t_arrival, region)))
+        tasks.append(asyncio.create_task(one(i, t_arrival, region)))
     await asyncio.gather(*tasks)
     await http.aclose()
-    return summarize(samples, config, duration_s, sum(rates.values()))
+    report = summarize(samples, config, duration_s, sum(rates.values()), task=task)
+    report.offered_rps_by_region = {r: round(v, 6) for r, v in rates.items()}
+    return report
 
 
-def summarize(samples: list[Sample], config: FleetConfig, duration_s: float, offered_rps: float) -> LoadReport:
+def service_stats(service_ms: list[float]) -> dict[str, float | None]:
+    """Mean, standard deviation, coefficient of variation and percentiles of service times in ms."""
+    xs = sorted(service_ms)
+    if not xs:
+        return {"mean": None, "sd": None, "cv": None, "p50": None, "p95": None, "p99": None, "n": 0}
+    mean = statistics.fmean(xs)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return {
+        "mean": round(mean, 2), "sd": round(sd, 2), "cv": round(sd / mean, 4) if mean > 0 else None,
+        "p50": round(xs[int(0.5 * len(xs))], 2), "p95": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 2),
+        "p99": round(xs[min(len(xs) - 1, int(0.99 * len(xs)))], 2), "n": len(xs),
+    }  # fmt: skip
+
+
+def task_capacity_rps(config: FleetConfig, task: str, mean_service_s: float | None) -> float:
+    """Requests/s the slots hosting `task` complete when always busy: slots / mean service time (0: unknown)."""
+    if not mean_service_s:
+        return 0.0
+    return sum(r.workers for r in config.regions if task in r.tasks) / mean_service_s
+
+
+def summarize(samples: list[Sample], config: FleetConfig, duration_s: float, offered_rps: float,
+              task: str = "synthetic") -> LoadReport:  # fmt: skip
     ok = [s for s in samples if s.ok]
     lat = sorted(s.latency_s * 1000 for s in ok)
+    service = service_stats([s.service_s * 1000 for s in ok if s.service_s is not None])
+    mean_ms = service["mean"]
+    # synthetic: the TOML's [service] gives the capacity; a real task's comes from its measured service time
+    capacity = config.capacity_rps if task == "synthetic" else task_capacity_rps(config, task, (mean_ms or 0) / 1000)
 
     def pct(q: float) -> float | None:
         return round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
@@ -162,14 +252,90 @@ def summarize(samples: list[Sample], config: FleetConfig, duration_s: float, off
         goodput_rps=round(len(ok) / max(duration_s, max((s.t_done for s in samples), default=0.0)), 2),
         launch_lag_ms_p99=round(sorted(s.launch_lag_s for s in samples)[int(0.99 * (len(samples) - 1))] * 1000, 1)
         if samples
-        else 0.0, capacity_rps=round(config.capacity_rps, 2),
+        else 0.0, capacity_rps=round(capacity, 2),
         offered_rps=round(offered_rps, 2),
         attempts_per_request=round(statistics.fmean(s.attempts for s in samples), 3) if samples else 0.0,
         latency_ms={"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
         cross_region_share=round(sum(s.served_region != s.source for s in ok) / len(ok), 4) if ok else 0.0,
         duration_s=duration_s, per_region=per_region, samples=samples,
         failure_reasons=dict(Counter(s.reason for s in samples if not s.ok)),
+        task=task, service_ms=service,
     )  # fmt: skip
+
+
+def _f(x: float) -> str:
+    return repr(float(x))  # a TOML float (1e-09 included)
+
+
+def scenario_toml(config: FleetConfig, report: LoadReport, *, retry: str, policy: str = "traffic", seed: int = 0,
+                  source: str = "") -> str:  # fmt: skip
+    """A simulator scenario (sim/scenario.py) of the fleet and load a load test measured, checked by the scenario
+    loader: the fleet's regions (GPUs: the workers of the regions hosting the task, none elsewhere), round-trip
+    times and traffic knobs, the gateway's Retry-After, flat demand at the offered rate with the load test's
+    per-region split, the measured service time as a lognormal of the same mean and standard deviation, the
+    same client retry preset, and the same duration."""
+    import tomllib
+
+    from framefleet.sim.scenario import parse_scenario
+
+    mean, sd = report.service_ms.get("mean"), report.service_ms.get("sd") or 0.0
+    if not mean:
+        raise FramefleetError("no request succeeded: there is no measured service time to write a scenario with")
+    rates = report.offered_rps_by_region or offered_rates(config, report.offered_rps, {})
+    total = sum(rates.values())
+    q = json.dumps  # a TOML basic string
+    tr = config.traffic
+    lines = [
+        f"# Written by `framefleet loadtest --task {report.task} --scenario-out`{f' for {source}' if source else ''}:",
+        f"# {report.requests} requests at {total:.4g} rps offered for {report.duration_s:g} s measured a service",
+        f"# time of {mean:g} ± {sd:g} ms (p50 {report.service_ms.get('p50')}, p99 {report.service_ms.get('p99')})",
+        f"# and a success rate of {report.success_rate}. Simulate it: framefleet simulate THIS_FILE --json",
+        "[simulation]",
+        f"duration_s = {_f(report.duration_s)}",
+        f"seed = {int(seed)}",
+        f"bucket_s = {_f(min(60.0, report.duration_s))}",
+        'mode = "event"',
+        "",
+    ]
+    for r in config.regions:
+        # the simulator refuses a share of 0 (a region skewed to nothing): a vanishing one sends nothing either
+        share = max(rates.get(r.name, 0.0) / total, 1e-9)
+        gpus = r.workers if report.task in r.tasks else 0
+        lines += ["[[regions]]", f"name = {q(r.name)}", f"gpus = {gpus}", f"share = {_f(share)}", ""]
+    lines.append("[rtt_ms]")
+    names = config.region_names
+    for i, a in enumerate(names):
+        row = ", ".join(f"{q(b)} = {_f(config.rtt_ms[a][b])}" for b in names[i + 1 :])
+        if row:
+            lines.append(f"{q(a)} = {{ {row} }}")
+    radii = ", ".join(_f(x) for x in tr.ring_radii_ms if math.isfinite(x))
+    lines += [
+        "",
+        "[demand]  # flat: the load test's Poisson arrivals at a constant rate",
+        f"daily_requests = {_f(total * 86400.0)}",
+        "peak_to_mean = 1.0",
+        "",
+        "[service]  # measured: the workers' service times over the successes",
+        f"mean_s = {_f(mean / 1000)}",
+        f"spread_s = {_f(sd / 1000)}",
+        'kind = "lognormal"',
+        "",
+        "[routing]",
+        f"policy = {q(policy)}",
+        f"retry_after_s = {_f(config.gateway.retry_after_s)}",
+        f"target_utilization = {_f(tr.target_utilization)}",
+        f"hysteresis = {_f(tr.hysteresis)}",
+        f"period_s = {_f(tr.period_s)}",
+        f"ring_radii_ms = [{radii}]",
+        f"min_change = {_f(tr.min_change)}",
+        "",
+        "[client]",
+        f"preset = {q(retry)}",
+        "",
+    ]
+    text = "\n".join(lines)
+    parse_scenario(tomllib.loads(text), "loadtest scenario")  # never write what the simulator would refuse
+    return text
 
 
 def plot_report(report: LoadReport, config: FleetConfig, out: str | Path, title: str = "") -> None:

@@ -12,13 +12,12 @@ in for a GPU model in load tests. Real tasks (animate, enhance) plug in through 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
+import contextlib
 import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,29 +25,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from framefleet.errors import FramefleetError
+from framefleet.serve.http import error_response, from_error, install_error_handlers, json_safe, parse_json_object
+from framefleet.serve.service import ServiceTime
+
 Task = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60)
-
-
-@dataclass(frozen=True)
-class ServiceTime:
-    """Service-time distribution of the synthetic task, in seconds."""
-
-    mean_s: float = 0.2
-    spread_s: float = 0.05  # uniform: ± spread; lognormal: standard deviation
-    kind: str = "uniform"  # "uniform" | "exponential" | "lognormal" | "constant"
-
-    def sample(self, rng: random.Random) -> float:
-        if self.kind == "constant":
-            return self.mean_s
-        if self.kind == "uniform":
-            return max(0.0, rng.uniform(self.mean_s - self.spread_s, self.mean_s + self.spread_s))
-        if self.kind == "exponential":
-            return rng.expovariate(1.0 / self.mean_s)
-        if self.kind == "lognormal":
-            sigma2 = math.log(1 + (self.spread_s / self.mean_s) ** 2)
-            return rng.lognormvariate(math.log(self.mean_s) - sigma2 / 2, math.sqrt(sigma2))
-        raise ValueError(f"unknown service-time distribution {self.kind!r}")
 
 
 def synthetic_task(service: ServiceTime, seed: int | None = None) -> Task:
@@ -91,91 +73,120 @@ class WorkerStats:
 
 
 def create_worker_app(
-    tasks: dict[str, Task], *, name: str = "worker", region: str = "local", retry_after_s: int = 1
+    tasks: dict[str, Task],
+    *,
+    name: str = "worker",
+    region: str = "local",
+    retry_after_s: int = 1,
+    warm_up: Callable[[], None] | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=f"framefleet worker {name}", docs_url=None, redoc_url=None)
-    stats = WorkerStats()
-    registry = CollectorRegistry()  # one per app, so several workers can live in one process (tests)
-    outcomes = Counter("framefleet_worker_requests", "Requests by outcome", ["outcome"], registry=registry)
-    busy_gauge = Gauge("framefleet_worker_busy", "1 while the slot is taken", registry=registry)
-    latency = Histogram(
-        "framefleet_worker_service_seconds",
-        "Service time of served requests",
-        buckets=LATENCY_BUCKETS,
-        registry=registry,
-    )
-    app.state.stats = stats
+    """A worker app hosting `tasks`. `warm_up` (load models, one tiny render) runs in a thread at start-up;
+    until it has finished, /health answers 503 "warming" so no gateway routes here, and task requests get
+    503 busy. A warm-up that fails leaves /health at 503 "failed" with the reason."""
+    state: dict[str, Any] = {"status": "warming" if warm_up is not None else "ready", "detail": ""}
 
-    def error(status: int, kind: str, reason: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        body = {
-            "error": {"type": kind, "reason": reason, "message": message},
-            "worker": name,
-            "region": region,
-        }
-        return JSONResponse(body, status_code=status, headers=headers)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        job = asyncio.create_task(_warm()) if warm_up is not None else None
+        yield
+        if job is not None:
+            job.cancel()
+
+    async def _warm() -> None:
+        assert warm_up is not None
+        try:
+            await asyncio.to_thread(warm_up)
+            state["status"] = "ready"
+        except Exception as e:  # reported by /health; the process stays up so the reason can be read
+            state["status"], state["detail"] = "failed", f"{type(e).__name__}: {e}"
+
+    app = FastAPI(title=f"framefleet worker {name}", docs_url=None, redoc_url=None, lifespan=lifespan)
+    install_error_handlers(app)
+    stats = WorkerStats()
+    app.state.stats = stats
+    meters = _WorkerMetrics()
+    extra = {"worker": name, "region": region}
 
     @app.post("/v1/{task_name}")
     async def handle(task_name: str, request: Request) -> JSONResponse:
         task = tasks.get(task_name)
         if task is None:
-            return error(404, "NotFound", "unknown_task", f"no task {task_name!r}; this worker runs {sorted(tasks)}")
-        if stats.busy:  # checked and set with no await in between: atomic on the event loop
+            return error_response(
+                404, "NotFound", "unknown_task", f"no task {task_name!r}; this worker runs {sorted(tasks)}", extra=extra
+            )
+        if stats.busy or state["status"] != "ready":  # checked and set with no await in between: atomic
             stats.rejected += 1
-            outcomes.labels("busy").inc()
-            return error(
-                503,
-                "Busy",
-                "busy",
-                f"worker {name} is running its one request; retry elsewhere",
-                {"Retry-After": str(retry_after_s)},
+            meters.outcomes.labels("busy").inc()
+            why = "running its one request" if stats.busy else f"not ready ({state['status']})"
+            return error_response(
+                503, "Busy", "busy", f"worker {name} is {why}; retry elsewhere", retry_after=retry_after_s, extra=extra
             )
         stats.busy = True
-        busy_gauge.set(1)
+        meters.busy.set(1)
         try:
-            try:
-                raw = await request.body()
-                payload = json.loads(raw) if raw else {}
-                if not isinstance(payload, dict):
-                    raise ValueError("the body must be a JSON object")
-            except (ValueError, UnicodeDecodeError) as e:
-                outcomes.labels("bad_request").inc()
-                return error(400, "InputError", "malformed_json", f"request body is not valid JSON: {e}")
-            t0 = time.perf_counter()
-            try:
-                result = await task(payload)
-            except Exception as e:  # the task failed; the worker must stay up and free its slot
-                stats.failed += 1
-                outcomes.labels("failed").inc()
-                return error(500, type(e).__name__, "task_failed", str(e) or type(e).__name__)
-            elapsed = time.perf_counter() - t0
-            stats.served += 1
-            stats.recent_s.append(elapsed)
-            outcomes.labels("served").inc()
-            latency.observe(elapsed)
-            return JSONResponse(
-                {"result": result, "worker": name, "region": region, "service_ms": round(elapsed * 1000, 2)}
-            )
+            return await _run(task, request)
         finally:
             stats.busy = False
-            busy_gauge.set(0)
+            meters.busy.set(0)
+
+    async def _run(task: Task, request: Request) -> JSONResponse:
+        try:
+            payload = parse_json_object(await request.body())
+        except FramefleetError as e:
+            meters.outcomes.labels("bad_request").inc()
+            return from_error(e, extra=extra)
+        t0 = time.perf_counter()
+        try:
+            result = await task(payload)
+            if not json_safe(result):
+                raise ValueError("the task's answer holds NaN or an infinity, which JSON cannot carry")
+        except FramefleetError as e:  # the request's own fault (400/404/413/415): the worker is fine
+            stats.failed += 1
+            meters.outcomes.labels("rejected_input" if e.http_status < 500 else "failed").inc()
+            return from_error(e, extra=extra)
+        except Exception as e:  # the task failed; the worker must stay up and free its slot
+            stats.failed += 1
+            meters.outcomes.labels("failed").inc()
+            return error_response(500, type(e).__name__, "task_failed", str(e) or type(e).__name__, extra=extra)
+        elapsed = time.perf_counter() - t0
+        stats.served += 1
+        stats.recent_s.append(elapsed)
+        meters.outcomes.labels("served").inc()
+        meters.latency.observe(elapsed)
+        return JSONResponse({"result": result, **extra, "service_ms": round(elapsed * 1000, 2)})
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "worker": name, "region": region, "busy": stats.busy}
+    async def health() -> JSONResponse:
+        body = {"status": state["status"], **extra, "busy": stats.busy, "tasks": sorted(tasks), "pid": os.getpid()}
+        if state["detail"]:
+            body["detail"] = state["detail"]
+        return JSONResponse(body, status_code=200 if state["status"] == "ready" else 503)
 
     @app.get("/stats")
     async def get_stats() -> dict[str, Any]:
-        return {"worker": name, "region": region, **stats.to_dict()}
+        return {**extra, **stats.to_dict()}
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(generate_latest(meters.registry).decode(), media_type="text/plain; version=0.0.4")
 
     return app
 
 
+class _WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()  # one per app, so several workers can live in one process (tests)
+        r = self.registry
+        self.outcomes = Counter("framefleet_worker_requests", "Requests by outcome", ["outcome"], registry=r)
+        self.busy = Gauge("framefleet_worker_busy", "1 while the slot is taken", registry=r)
+        self.latency = Histogram(
+            "framefleet_worker_service_seconds", "Service time of served requests", buckets=LATENCY_BUCKETS, registry=r
+        )
+
+
 def synthetic_app() -> FastAPI:
-    """Factory for uvicorn: settings from FRAMEFLEET_WORKER_* variables."""
+    """Factory for uvicorn: a worker with the synthetic task only, settings from FRAMEFLEET_WORKER_*
+    variables (serve/hosted.py:worker_from_env hosts the real tasks)."""
     service = ServiceTime(
         mean_s=float(os.environ.get("FRAMEFLEET_WORKER_SERVICE_MEAN_S", "0.2")),
         spread_s=float(os.environ.get("FRAMEFLEET_WORKER_SERVICE_SPREAD_S", "0.05")),

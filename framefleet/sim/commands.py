@@ -108,14 +108,17 @@ def capacity(
         --regions scenarios/planet-day.toml --json
     """
     from framefleet.serve.retry import RetryPolicy
-    from framefleet.serve.worker import ServiceTime
+    from framefleet.serve.service import ServiceTime
     from framefleet.sim import load_regions, plan_capacity
     from framefleet.sim import simulate as run_sim
+    from framefleet.sim.capacity import check_plan_inputs
     from framefleet.sim.scenario import Demand, Scenario
 
     def body() -> None:
         if mode is not None and mode not in MODES:
             raise InputError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
+        # every option before any file or simulation: non-finite or absurd values exit 2, naming the option
+        check_plan_inputs(daily_requests, peak_to_mean, service_time, target_blocking)
         regs, rtt = load_regions(regions)
         plans = plan_capacity(
             regs,

@@ -4,10 +4,15 @@ What is simulated, and which real function decides it:
 - arrivals: Poisson per source region on the diurnal curve (sim/demand.py), plus synchronised batches;
 - the client: `retry.decide` / `schedule_delay` / `RetryBudget` (one budget per source region's client
   population, as in the load test), honouring the gateway's Retry-After;
-- the gateway: `balance.pick_region` (or `pick_region_global`) with believed-idle counts that include
-  requests in transit, exactly like serve/gateway.py, and the round-trip time paid each way;
-- the traffic manager: `traffic.TrafficManager.update` on its real period from simulated reports
-  (healthy slots, measured service time EWMA) and measured demand (`balance.RateMeter`);
+- the gateway: one `balance.RoutingState`, the very object serve/gateway.py holds: `pick` (believed-idle
+  counts that include requests in transit), `depart`/`arrive` around the round-trip time paid each way,
+  `observe_service`, its demand meter. A request whose region filled up while it was in transit is busy on
+  arrival (`busy_on_arrival`), as in the gateway, which finds no idle worker there and answers 503 without a
+  try. The gateway's in-region second try (a worker it believed idle answers busy) needs a belief that is
+  wrong about a worker, which one gateway with exact in-flight counts, here and live, never has; it would
+  with several gateways sharing workers;
+- the traffic manager: `RoutingState.update` on its real period from the state's reports (healthy slots,
+  measured service time EWMA) and measured demand;
 - GPUs: one request each, never a queue; failures (MTBF, repair) and region outages kill what they run.
 
     from framefleet.sim import load_scenario, simulate
@@ -26,9 +31,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from framefleet.serve.balance import RateMeter, capacity_shares, pick_region, pick_region_global
+from framefleet.serve.balance import RoutingState
 from framefleet.serve.retry import Outcome, RetryBudget, decide, schedule_delay
-from framefleet.serve.traffic import RegionReport, TrafficManager
 from framefleet.sim.demand import rate_rps, step_edges
 from framefleet.sim.report import Series, SimReport
 from framefleet.sim.scenario import Scenario
@@ -65,52 +69,38 @@ class EventSimulation:
         self.gpus = [r.gpus for r in sc.regions]
         self.down = [0] * n
         self.outage = [False] * n
-        self.healthy = list(self.gpus)
-        self.busy = [0] * n
-        self.incoming = [0] * n
+        # The gateway's routing state; its healthy/busy/incoming counts (by region name) are the only ones.
+        self.routing = RoutingState(
+            self.names,
+            sc.rtt_ms,
+            sc.traffic,
+            sc.policy,
+            sc.service.mean_s,
+            healthy=dict(zip(self.names, self.gpus, strict=True)),
+        )
         self.inflight: list[list[_Req]] = [[] for _ in range(n)]
         self.one_way = [[sc.rtt_ms[a][b] / 2000.0 for b in self.names] for a in self.names]
-        self.service_ewma = [sc.service.mean_s] * n
-        self.demand = RateMeter(window_s=5.0)  # what the gateway measures: attempts per source
-        self.manager = TrafficManager(sc.rtt_ms, sc.traffic)
-        self.fractions: list[dict[str, float]] = [{name: 1.0} for name in self.names]
-        self.has_headroom: Callable[[str], bool] = lambda _r: True
-        self.shares = capacity_shares(dict(zip(self.names, self.healthy, strict=True)))
         interactive = replace(sc.client, schedule_jitter_s=0.0)
         self.policy = {False: interactive, True: sc.client}  # batch work gets the scheduling jitter
         self.budgets = [RetryBudget.for_policy(sc.client) for _ in range(n)]
         self.series = Series.empty(sc, self.names)
         self.latencies = array("d")
         self.attempts_total = 0
+        self.busy_on_arrival = 0
         self.reasons: dict[str, int] = {}
 
-    # --- the gateway's view, as in serve/gateway.py -------------------------------------------------
-    def has_idle(self, region: str) -> bool:
-        i = self.idx[region]
-        return self.healthy[i] - self.busy[i] > self.incoming[i]
+    # --- snapshots of the routing state's counts, by region index (for inspection) ------------------
+    @property
+    def healthy(self) -> list[int]:
+        return [self.routing.healthy[n] for n in self.names]
 
-    def has_any_idle(self, region: str) -> bool:
-        i = self.idx[region]
-        return self.healthy[i] > self.busy[i]
+    @property
+    def busy(self) -> list[int]:
+        return [self.routing.busy[n] for n in self.names]
 
-    def route(self, src: int) -> int:
-        sc = self.sc
-        if sc.policy == "global":
-            target, _ = pick_region_global(self.shares, self.has_idle, self.has_any_idle, self.rng)
-        else:
-            target, _ = pick_region(
-                self.names[src],
-                self.fractions[src],
-                self.names,
-                sc.rtt_ms,
-                sc.traffic.ring_radii_ms,
-                self.has_idle,
-                self.has_any_idle,
-                self.rng,
-                spill=sc.policy == "traffic",
-                has_headroom=self.has_headroom,
-            )
-        return -1 if target is None else self.idx[target]
+    @property
+    def incoming(self) -> list[int]:
+        return [self.routing.incoming[n] for n in self.names]
 
     # --- a request's life ---------------------------------------------------------------------------
     def _later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -140,26 +130,32 @@ class EventSimulation:
         req.attempts += 1
         self.attempts_total += 1
         self.series.attempts[req.bucket, req.src] += 1
-        self.demand.record(self.names[req.src], now)
-        t = self.route(req.src)
-        if t < 0:
+        routing, source = self.routing, self.names[req.src]
+        routing.demand.record(source, now)
+        target, _ = routing.pick(source, self.rng)
+        if target is None:
             self.answer(req, Outcome.BUSY, 0.0, self.sc.retry_after_s)
             return
+        t = self.idx[target]
         req.target = t
         req.one_way = self.one_way[req.src][t]
         if req.one_way > 0:
-            self.incoming[t] += 1
+            routing.depart(target)
             self._later(req.one_way, lambda: self.reach(req, t))
         else:
             self.reach(req, t)
 
     def reach(self, req: _Req, t: int) -> None:
+        routing, name = self.routing, self.names[t]
         if req.one_way > 0:
-            self.incoming[t] -= 1
-        if self.healthy[t] - self.busy[t] <= 0:  # the belief was stale (or the region died): busy
+            routing.arrive(name)
+        if routing.healthy[name] - routing.busy[name] <= 0:
+            # The belief the request was routed on is stale by now (or the region died): the gateway finds
+            # no idle worker in the region and answers busy.
+            self.busy_on_arrival += 1
             self.answer(req, Outcome.BUSY, req.one_way, self.sc.retry_after_s)
             return
-        self.busy[t] += 1
+        routing.busy[name] += 1
         req.killed = False
         req.slot = len(self.inflight[t])
         self.inflight[t].append(req)
@@ -173,13 +169,13 @@ class EventSimulation:
         if last is not req:
             slots[req.slot] = last
             last.slot = req.slot
-        self.busy[t] -= 1
+        self.routing.busy[self.names[t]] -= 1
 
     def complete(self, req: _Req, t: int, service: float, attempt: int) -> None:
         if req.killed or req.attempts != attempt:
             return
         self._release(req, t)
-        self.service_ewma[t] = 0.9 * self.service_ewma[t] + 0.1 * service
+        self.routing.observe_service(self.names[t], service)
         now = self.env.now
         self.latencies.append(now + req.one_way - req.t0)
         s = self.series
@@ -255,12 +251,13 @@ class EventSimulation:
     def failures(self, r: int) -> Any:
         sc, env = self.sc, self.env
         per_gpu = 1.0 / (sc.gpu_mtbf_h * 3600.0)
+        healthy, busy, name = self.routing.healthy, self.routing.busy, self.names[r]
         while True:
-            rate = max(self.healthy[r], 1) * per_gpu
+            rate = max(healthy[name], 1) * per_gpu
             yield env.timeout(self.rng.expovariate(rate))
-            if self.healthy[r] <= 0:
+            if healthy[name] <= 0:
                 continue
-            if self.rng.random() < self.busy[r] / self.healthy[r]:
+            if self.rng.random() < busy[name] / healthy[name]:
                 self.kill(r)
             self.down[r] += 1
             self._refresh(r)
@@ -271,8 +268,9 @@ class EventSimulation:
         self._refresh(r)
 
     def _refresh(self, r: int) -> None:
-        self.healthy[r] = 0 if self.outage[r] else self.gpus[r] - self.down[r]
-        while self.busy[r] > self.healthy[r]:
+        healthy, busy, name = self.routing.healthy, self.routing.busy, self.names[r]
+        healthy[name] = 0 if self.outage[r] else self.gpus[r] - self.down[r]
+        while busy[name] > healthy[name]:
             self.kill(r)
 
     def outage_window(self, r: int, start: float, end: float) -> Any:
@@ -287,24 +285,14 @@ class EventSimulation:
         """The traffic manager's period: reports → table; utilization samples; progress."""
         sc, env = self.sc, self.env
         period = sc.traffic.period_s
-        last_version = 0
+        busy = self.routing.busy
         while env.now < sc.duration_s:
             now = env.now
-            if sc.policy == "traffic":
-                reports = [
-                    RegionReport(n, self.healthy[i], self.service_ewma[i], self.busy[i] / max(1, self.gpus[i]))
-                    for i, n in enumerate(self.names)
-                ]
-                table = self.manager.update(reports, self.demand.rates(now), now)
-                if table.version != last_version:  # refresh the per-source cache only when the table moved
-                    last_version = table.version
-                    self.fractions = [table.fractions(n) for n in self.names]
-                self.has_headroom = table.has_headroom
-            elif sc.policy == "global":
-                self.shares = capacity_shares(dict(zip(self.names, self.healthy, strict=True)))
+            if sc.policy == "traffic":  # the other policies never read the table (the gateway's neither)
+                self.routing.update(now)
             b = self._bucket(now)
-            for i in range(len(self.names)):
-                self.series.busy_sum[b, i] += self.busy[i]
+            for i, name in enumerate(self.names):
+                self.series.busy_sum[b, i] += busy[name]
             self.series.samples[b] += 1
             if self.progress is not None:
                 self.progress(now, sc.duration_s)
@@ -328,6 +316,7 @@ class EventSimulation:
         env.run(until=sc.duration_s + 3 * (sc.client.cap_s + sc.retry_after_s) + 20 * sc.service.mean_s + 60)
         if self.progress is not None:
             self.progress(sc.duration_s, sc.duration_s)
+        table = self.routing.manager.table
         return SimReport.build(
             sc,
             self.names,
@@ -335,7 +324,8 @@ class EventSimulation:
             np.frombuffer(self.latencies, dtype=np.float64) if len(self.latencies) else np.zeros(0),
             attempts=self.attempts_total,
             reasons=self.reasons,
+            busy_on_arrival=self.busy_on_arrival,
             wall_s=time.perf_counter() - wall0,
             mode="event",
-            table_versions=self.manager.table.version if self.manager.table is not None else 0,
+            table_versions=table.version if table is not None else 0,
         )

@@ -66,6 +66,7 @@ class SimReport:
         wall_s: float,
         mode: str,
         table_versions: int,
+        busy_on_arrival: int | None = None,
     ) -> SimReport:
         s = series
         requests = float(s.requests.sum())
@@ -110,6 +111,7 @@ class SimReport:
             "utilization": round(float(s.busy_sum.sum() / max(1.0, s.samples.sum()) / gpus.sum()), 4),
             "routing_table_versions": table_versions,
             "failure_reasons": {k: round(v) for k, v in sorted(reasons.items())},
+            "busy_on_arrival": busy_on_arrival,  # routed to a region that was full on arrival (None: fluid)
             "wall_s": round(wall_s, 2),
             "requests_per_wall_s": round(requests / wall_s) if wall_s > 0 else None,
             "per_region": per_region,

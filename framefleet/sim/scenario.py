@@ -10,7 +10,7 @@ mode = "event"               # event (discrete events, SimPy) | fluid (aggregate
 
 [[regions]]
 name = "us-east"
-gpus = 40                    # one GPU = one request at a time, never a queue
+gpus = 40                    # one GPU = one request at a time, never a queue (a fleet's `workers` is the same)
 utc_offset_h = -5
 share = 0.3                  # share of the global demand (normalised over regions)
 
@@ -24,7 +24,7 @@ peak_hour = 20
 batch_share = 0.0            # fraction of demand submitted in synchronised batches (cron, campaigns)
 batch_period_s = 60
 
-[service]                    # as in the fleet TOML, in seconds
+[service]                    # as in the fleet TOML; in seconds (or mean_ms/spread_ms, one unit per table)
 mean_s = 4.0
 spread_s = 1.0
 kind = "uniform"
@@ -48,6 +48,11 @@ region = "ap-south"
 start_s = 600
 end_s = 1200
 factor = 3
+
+One schema with the fleet TOML (serve/config.py): `[[regions]]`, `[rtt_ms]` and `[service]` are read by the
+same functions, a region's `tasks` is read and ignored here, the traffic manager's knobs may sit in
+`[traffic]` and `retry_after_s` in `[gateway]` as in a fleet file, and the fleet's own tables (`[api_keys]`,
+`[models]`, `admin_keys`) are ignored. So a fleet file plus `[demand]` is a scenario.
 """
 
 from __future__ import annotations
@@ -60,18 +65,24 @@ from typing import Any
 
 from framefleet.errors import InputError
 from framefleet.serve.balance import POLICIES
-from framefleet.serve.config import check_keys, number, parse_rtt, parse_traffic
+from framefleet.serve.config import (
+    TOP_KEYS,
+    TRAFFIC_KEYS,
+    check_keys,
+    number,
+    parse_regions,
+    parse_retry_after,
+    parse_rtt,
+    parse_service,
+    parse_traffic_tables,
+)
 from framefleet.serve.retry import Jitter, RetryPolicy
+from framefleet.serve.service import ServiceTime
 from framefleet.serve.traffic import TrafficConfig
-from framefleet.serve.worker import ServiceTime
 
-_TOP = {"simulation", "regions", "rtt_ms", "demand", "service", "routing", "client", "failures", "events"}
 _SIMULATION = {"duration_s", "start_utc_h", "seed", "bucket_s", "mode"}
-_REGION = {"name", "gpus", "utc_offset_h", "share"}
 _DEMAND = {"daily_requests", "peak_to_mean", "peak_hour", "batch_share", "batch_period_s"}
-_SERVICE = {"mean_s", "spread_s", "kind"}
 _ROUTING_OWN = {"policy", "retry_after_s"}
-_ROUTING_TRAFFIC = {"target_utilization", "hysteresis", "period_s", "ring_radii_ms", "min_change"}
 _RETRY_FIELDS = {f.name for f in fields(RetryPolicy)}
 _CLIENT = {"preset"} | _RETRY_FIELDS
 _FAILURES = {"gpu_mtbf_h", "repair_s"}
@@ -159,27 +170,9 @@ def _whole(where: str, value: Any, minimum: int) -> int:
 
 
 def _regions(raw: Any, source: str, *, need_gpus: bool) -> list[SimRegion]:
-    if not isinstance(raw, list) or not raw:
-        raise InputError(f"{source}: 'regions' must be a non-empty array of tables ([[regions]])")
-    out: list[SimRegion] = []
-    for i, r in enumerate(raw):
-        where = f"{source}: regions[{i}]"
-        check_keys(where, _table(where, r), _REGION | {"workers"})  # a fleet TOML's `workers` reads as gpus
-        name = r.get("name")
-        if not isinstance(name, str) or not name:
-            raise InputError(f"{where}.name: expected a non-empty string")
-        if name in [x.name for x in out]:
-            raise InputError(f"{where}.name: region {name!r} is defined twice")
-        gpus_raw = r.get("gpus", r.get("workers"))
-        if gpus_raw is None and need_gpus:
-            raise InputError(f"{where}.gpus: missing; how many GPUs does {name!r} have?")
-        gpus = _whole(f"{where}.gpus", gpus_raw, 0) if gpus_raw is not None else 0
-        offset = number(f"{where}.utc_offset_h", r.get("utc_offset_h", 0.0), minimum=-12.0)
-        if offset > 14:
-            raise InputError(f"{where}.utc_offset_h: must be ≤ 14, got {offset}")
-        share = number(f"{where}.share", r.get("share", 1.0), strict=True)
-        out.append(SimRegion(name, gpus, offset, share))
-    return out
+    """The shared `[[regions]]` reader (serve/config.py), kept to what the simulator needs."""
+    specs = parse_regions(raw, source, min_slots=0, need_slots=need_gpus, slots_key="gpus")
+    return [SimRegion(r.name, r.slots or 0, r.utc_offset_h, r.share) for r in specs]
 
 
 def _client(raw: dict[str, Any], source: str) -> RetryPolicy:
@@ -211,7 +204,7 @@ def _client(raw: dict[str, Any], source: str) -> RetryPolicy:
 
 
 def parse_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
-    check_keys(source, data, _TOP)
+    check_keys(source, data, TOP_KEYS)
     sim = _table(f"{source}: simulation", data.get("simulation", {}))
     check_keys(f"{source}: simulation", sim, _SIMULATION)
     regions = _regions(data.get("regions"), source, need_gpus=True)
@@ -232,21 +225,13 @@ def parse_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenari
         raise InputError(f"{source}: demand.peak_to_mean: must be in [1, 2] (a cosine day), got {demand.peak_to_mean}")
     if demand.batch_share > 1:
         raise InputError(f"{source}: demand.batch_share: must be in [0, 1], got {demand.batch_share}")
-    svc = _table(f"{source}: service", data.get("service", {}))
-    check_keys(f"{source}: service", svc, _SERVICE)
-    service = ServiceTime(
-        mean_s=number(f"{source}: service.mean_s", svc.get("mean_s", 4.0), strict=True),
-        spread_s=number(f"{source}: service.spread_s", svc.get("spread_s", 1.0)),
-        kind=str(svc.get("kind", "uniform")),
-    )
-    if service.kind not in {"uniform", "exponential", "lognormal", "constant"}:
-        raise InputError(f"{source}: service.kind: unknown distribution {service.kind!r}")
+    service = parse_service(data.get("service", {}), source, ServiceTime(4.0, 1.0, "uniform"))
     rt = _table(f"{source}: routing", data.get("routing", {}))
-    check_keys(f"{source}: routing", rt, _ROUTING_OWN | _ROUTING_TRAFFIC)
+    check_keys(f"{source}: routing", rt, _ROUTING_OWN | TRAFFIC_KEYS)
     policy = rt.get("policy", "traffic")
     if policy not in POLICIES:
         raise InputError(f"{source}: routing.policy: use one of {', '.join(POLICIES)}, got {policy!r}")
-    traffic = parse_traffic({k: v for k, v in rt.items() if k in _ROUTING_TRAFFIC}, f"{source}: routing")
+    traffic = parse_traffic_tables(data, source)
     client = _client(_table(f"{source}: client", data.get("client", {})), source)
     fail = _table(f"{source}: failures", data.get("failures", {}))
     check_keys(f"{source}: failures", fail, _FAILURES)
@@ -263,7 +248,7 @@ def parse_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenari
         service=service,
         policy=policy,
         traffic=traffic,
-        retry_after_s=number(f"{source}: routing.retry_after_s", rt.get("retry_after_s", 1.0)),
+        retry_after_s=parse_retry_after(data, source),
         client=client,
         duration_s=duration,
         start_utc_h=number(f"{source}: simulation.start_utc_h", sim.get("start_utc_h", 0.0)),

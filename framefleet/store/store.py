@@ -206,8 +206,20 @@ class Store:
         with self._sessions() as s:
             return s.scalars(select(Variant.id).where(Variant.blob_key == key).limit(1)).first() is not None
 
-    def get_variant(self, variant_id: str) -> Variant:
-        return self._get(Variant, variant_id, "variant")
+    def get_variant(self, variant_id: str, tenant: str | None = None) -> Variant:
+        """A variant by id; with `tenant`, only one of that tenant's assets (another tenant's variant is
+        reported exactly as a missing one)."""
+        if tenant is None:
+            return self._get(Variant, variant_id, "variant")
+        with self._sessions() as s:
+            row = s.scalars(
+                select(Variant)
+                .join(Asset, Variant.asset_id == Asset.id)
+                .where(Variant.id == variant_id, Asset.tenant == tenant)
+            ).first()
+        if row is None:
+            raise NotFound(f"no variant {variant_id!r}")
+        return row
 
     def _get(self, model: type[_Row], row_id: str, what: str) -> _Row:
         with self._sessions() as s:

@@ -46,6 +46,10 @@ VERSION = "1"  # bump when the recipe (not the model) changes the output for the
 MEZZANINE = EncodeSettings(crf=16, preset="veryfast")  # near-transparent: the ladder is encoded from it
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# How a multi-segment job runs: write the processed `parts[k]` to `outs[k]` for every k, reporting frames done to
+# `progress` if it can. A task never picks its runtime: the caller passes one (fleet.ray_fleet.RaySegmentRunner
+# runs them as Ray tasks); the default, `run_segments_locally`, uses local worker processes.
+SegmentRunner = Callable[[Sequence[sw.SegmentJob], Sequence[Path], Sequence[Path], int, Progress | None], None]
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,6 @@ class EnhanceRequest:
     gate: bool = True  # False: run the model whatever the gate says (the decision is still reported)
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     ladder: tuple[int, ...] = ()
-    ray_address: str | None = None
     measure_gain: bool = True
 
 
@@ -115,7 +118,10 @@ def enhance(
     tenant: str = "local",
     output: str | Path | None = None,
     progress: Progress | None = None,
+    segment_runner: SegmentRunner | None = None,
 ) -> EnhanceResult:
+    """Enhance `source` (a file, ingested first, or an asset id). With `request.segments` > 1 the segments run
+    through `segment_runner` (default: local worker processes)."""
     t0 = time.perf_counter()
     settings = settings or Settings.from_env()
     if request.segments < 1:
@@ -169,7 +175,7 @@ def enhance(
         job = store.start_job("enhance", asset.id, {"producer": producer.model, **params}, tenant)
         try:
             variant, new_blob = _compute(
-                store, settings, asset, parent, src, info, spec, rate, producer, request, progress
+                store, settings, asset, parent, src, info, spec, rate, producer, request, progress, segment_runner
             )
             variant.metrics = {
                 "gate": gate.to_dict(),
@@ -213,6 +219,7 @@ def _compute(
     producer: Producer,
     request: EnhanceRequest,
     progress: Progress | None,
+    segment_runner: SegmentRunner | None = None,
 ) -> tuple[Variant, bool]:
     """The enhanced variant (not yet stored) and whether its blob is new (ours to delete on failure)."""
     assert info.video is not None
@@ -233,13 +240,8 @@ def _compute(
                     progress("enhance", done, total)
 
             sw.process_segment(jobs[0], parts[0], outs[0], tick)
-        elif request.ray_address is not None:
-            from framefleet.fleet.ray_fleet import run_segment_tasks
-
-            for out, data in zip(outs, run_segment_tasks(request.ray_address, jobs, parts), strict=True):
-                out.write_bytes(data)
         else:
-            _run_local(jobs, parts, outs, total, progress)
+            (segment_runner or run_segments_locally)(jobs, parts, outs, total, progress)
         video = work / "video.mp4"
         if len(outs) > 1:
             join_segments(outs, video)
@@ -268,7 +270,7 @@ def _segment_jobs(parts: Sequence[Path], spec: sw.ModelSpec, rate: Fraction, rot
     return jobs
 
 
-def _run_local(
+def run_segments_locally(
     jobs: Sequence[sw.SegmentJob], parts: Sequence[Path], outs: Sequence[Path], total: int, progress: Progress | None
 ) -> None:
     """Segments in local worker processes (spawned: a forked copy of a process that has started torch's
