@@ -19,6 +19,8 @@ PURE = (
     "framefleet.serve.service",
     "framefleet.quality.gate",
     "framefleet.sim",
+    "framefleet.campaign.curate",
+    "framefleet.campaign.rollout",
 )
 HEAVY = ("fastapi", "starlette", "av", "cv2", "torch")
 
