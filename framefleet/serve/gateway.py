@@ -213,9 +213,11 @@ class Gateway:
         return {**done.result, "cached": True} if done is not None else None
 
     # -- routing state ------------------------------------------------------------------------------
-    def _count_slots(self) -> None:
-        """The routing state's counts from the worker handles (after any health or in-flight change)."""
-        for r, ws in self.workers.items():
+    def _count_slots(self, region: str | None = None) -> None:
+        """The routing state's counts from the worker handles: every region's after a health check, one
+        region's after an in-flight change there (a request's path recounts only its own region)."""
+        for r in [region] if region is not None else self.workers:
+            ws = self.workers[r]
             self.routing.healthy[r] = sum(w.healthy for w in ws)
             self.routing.busy[r] = sum(w.healthy and w.inflight > 0 for w in ws)
 
@@ -288,7 +290,7 @@ class Gateway:
     ) -> tuple[int, dict[str, Any]]:
         assert self.http is not None
         worker.inflight += 1
-        self._count_slots()
+        self._count_slots(worker.region)
         try:
             r = await self.http.post(
                 f"{worker.url}/v1/{task}", content=body, headers={"content-type": "application/json"}
@@ -300,7 +302,7 @@ class Gateway:
             raise WorkerFailed(f"worker {worker.name} failed mid-request ({type(e).__name__}); retry") from None
         finally:
             worker.inflight -= 1
-            self._count_slots()
+            self._count_slots(worker.region)
         try:
             answer = r.json()
             if not isinstance(answer, dict):

@@ -213,18 +213,13 @@ def worker_from_env() -> Any:
     import json
 
     from framefleet.serve.lifecycle import watch_parent_from_env
-    from framefleet.serve.worker import create_worker_app
+    from framefleet.serve.worker import create_worker_app, service_from_env
 
     watch_parent_from_env()
     names = [n for n in os.environ.get("FRAMEFLEET_WORKER_TASKS", "synthetic").split(",") if n]
     models = HostedModels(**json.loads(os.environ.get("FRAMEFLEET_WORKER_MODELS", "{}")))
-    service = ServiceTime(
-        mean_s=float(os.environ.get("FRAMEFLEET_WORKER_SERVICE_MEAN_S", "0.2")),
-        spread_s=float(os.environ.get("FRAMEFLEET_WORKER_SERVICE_SPREAD_S", "0.05")),
-        kind=os.environ.get("FRAMEFLEET_WORKER_SERVICE_KIND", "uniform"),
-    )
     threads = int(os.environ.get("FRAMEFLEET_WORKER_THREADS", "0")) or None
-    tasks, warm_up = hosted_tasks(names, models, service=service, threads=threads)
+    tasks, warm_up = hosted_tasks(names, models, service=service_from_env(), threads=threads)
     return create_worker_app(
         tasks,
         name=os.environ.get("FRAMEFLEET_WORKER_NAME", "worker"),

@@ -16,6 +16,7 @@ import asyncio
 import json
 import mimetypes
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,27 +92,35 @@ async def source_asset(gw: Gateway, form: Any, file_field: str, kind: str, tenan
 
 
 def _ingest_upload(gw: Gateway, upload: UploadFile, kind: str, tenant: str) -> str:
+    def write(path: Path) -> None:
+        upload.file.seek(0)
+        with path.open("wb") as f:
+            while chunk := upload.file.read(1 << 20):
+                f.write(chunk)
+
+    return str(_ingest(gw.store_or_503(), write, upload.filename or "upload.bin", tenant, kind).asset.id)
+
+
+def _ingest(store: Any, write: Callable[[Path], object], filename: str, tenant: str, kind: str | None = None) -> Any:
+    """Ingest an upload from a temporary file (`write` fills it); with `kind`, first check it is one (a video
+    sent to animate is refused before it is stored). Errors name the client's file name, not the temp path."""
     from framefleet.config import Settings
     from framefleet.media.probe import probe
     from framefleet.tasks.ingest import ingest
 
     settings = Settings.from_env()
-    name = Path(upload.filename or "upload.bin").name
-    suffix = Path(name).suffix[:8] or ".bin"
+    name = Path(filename).name or "upload.bin"
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        upload.file.seek(0)
-        with path.open("wb") as f:
-            while chunk := upload.file.read(1 << 20):
-                f.write(chunk)
+        path = Path(tmp) / f"upload{Path(name).suffix[:8] or '.bin'}"
+        write(path)
         try:
-            info = probe(path, verify=True, max_pixels=settings.max_image_pixels)
-            if info.kind != kind:
-                raise InputError(f"{name} is a {info.kind}; this task takes a {kind}")
-            got = ingest(path, gw.store_or_503(), settings=settings, tenant=tenant)
+            if kind is not None:
+                info = probe(path, verify=True, max_pixels=settings.max_image_pixels)
+                if info.kind != kind:
+                    raise InputError(f"{name} is a {info.kind}; this task takes a {kind}")
+            return ingest(path, store, settings=settings, tenant=tenant)
         except InputError as e:
             raise type(e)(e.message.replace(str(path), name)) from None
-    return str(got.asset.id)
 
 
 def precheck(task: str, params: dict[str, Any]) -> None:
@@ -182,7 +191,7 @@ def add_media_routes(app: FastAPI, gw: Gateway) -> None:
         tenant = gw.tenant(request)
         store = gw.store_or_503()
         body = await gw.read_body(request)
-        got = await asyncio.to_thread(_ingest_bytes, store, body, filename, tenant)
+        got = await asyncio.to_thread(_ingest, store, lambda path: path.write_bytes(body), filename, tenant)
         return JSONResponse({"asset": asset_dict(got.asset), "created": got.created}, status_code=201)
 
     async def get_asset(asset_id: str, request: Request) -> JSONResponse:
@@ -226,21 +235,6 @@ def add_media_routes(app: FastAPI, gw: Gateway) -> None:
                       summary="A variant's bytes (supports Range requests)", responses={
                           **ERROR_RESPONSES, 206: {"description": "a byte range"},
                           200: {"content": {"video/mp4": {}}, "description": "the whole file"}})  # fmt: skip
-
-
-def _ingest_bytes(store: Any, body: bytes, filename: str, tenant: str) -> Any:
-    from framefleet.config import Settings
-    from framefleet.tasks.ingest import ingest
-
-    name = Path(filename).name or "upload.bin"
-    suffix = Path(name).suffix[:8] or ".bin"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(body)
-        try:
-            return ingest(path, store, settings=Settings.from_env(), tenant=tenant)
-        except InputError as e:
-            raise type(e)(e.message.replace(str(path), name)) from None
 
 
 __all__ = ["add_media_routes", "form_params", "run_media_task"]

@@ -184,16 +184,20 @@ class _WorkerMetrics:
         )
 
 
-def synthetic_app() -> FastAPI:
-    """Factory for uvicorn: a worker with the synthetic task only, settings from FRAMEFLEET_WORKER_*
-    variables (serve/hosted.py:worker_from_env hosts the real tasks)."""
-    service = ServiceTime(
+def service_from_env() -> ServiceTime:
+    """The synthetic task's service time from FRAMEFLEET_WORKER_SERVICE_MEAN_S / _SPREAD_S / _KIND."""
+    return ServiceTime(
         mean_s=float(os.environ.get("FRAMEFLEET_WORKER_SERVICE_MEAN_S", "0.2")),
         spread_s=float(os.environ.get("FRAMEFLEET_WORKER_SERVICE_SPREAD_S", "0.05")),
         kind=os.environ.get("FRAMEFLEET_WORKER_SERVICE_KIND", "uniform"),
     )
+
+
+def synthetic_app() -> FastAPI:
+    """Factory for uvicorn: a worker with the synthetic task only, settings from FRAMEFLEET_WORKER_*
+    variables (serve/hosted.py:worker_from_env hosts the real tasks)."""
     return create_worker_app(
-        {"synthetic": synthetic_task(service)},
+        {"synthetic": synthetic_task(service_from_env())},
         name=os.environ.get("FRAMEFLEET_WORKER_NAME", "worker"),
         region=os.environ.get("FRAMEFLEET_WORKER_REGION", "local"),
     )
