@@ -275,6 +275,7 @@ def demo(as_json: JsonOpt = False) -> None:
 
 def main() -> None:
     import framefleet.animate_cli
+    import framefleet.campaign.commands
     import framefleet.enhance_cli
     import framefleet.sim.commands  # noqa: F401  (registers simulate and capacity)
 

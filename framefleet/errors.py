@@ -53,6 +53,24 @@ class NotFound(FramefleetError):
     reason = "not_found"
 
 
+class NotYet(NotFound):
+    """Something that exists but is not available yet (a campaign video before the recipient's local day).
+
+    HTTP 404 rather than 425 (Too Early, which RFC 8470 reserves for TLS early data): to the viewer there is no
+    video yet. The answer carries `opens_at` and a Retry-After, and is never cached.
+    """
+
+    exit_code = 4
+    reason = "not_yet_available"
+
+    def __init__(self, message: str, opens_at: str) -> None:
+        super().__init__(message)
+        self.opens_at = opens_at
+
+    def to_dict(self) -> dict[str, str]:
+        return super().to_dict() | {"opens_at": self.opens_at}
+
+
 class Busy(FramefleetError):
     """A worker is already running its one request; the caller should retry elsewhere or later."""
 

@@ -65,7 +65,8 @@ FRIENDS = (
 
 
 def _dataset(photos: list[Photo]) -> Dataset:
-    return Dataset(tuple(_person(p) for p in PEOPLE), FRIENDS, EXCLUSIONS, tuple(photos))
+    # hid_in hid r but is still r's friend: r may see them (a "hidden" exclusion is one way)
+    return Dataset(tuple(_person(p) for p in PEOPLE), (*FRIENDS, Friendship("r", "hid_in")), EXCLUSIONS, tuple(photos))
 
 
 def test_exclusions_blocked_and_ex_work_both_ways_hidden_one_way() -> None:
@@ -118,7 +119,7 @@ def test_curation_drops_every_excluded_person_and_orders_closeups_then_group() -
 
 
 def test_more_faces_than_tags_is_fine_when_nobody_is_excluded_for_the_recipient() -> None:
-    photos = [_photo(f"c{i}", ["a", "b"], i, BIG) for i in range(3)] + [_photo("g", ["a", "b", "c"], 9, _faces(6))]
+    photos = [_photo(f"c{i}", ["a", "b"], i, BIG) for i in range(3)] + [_photo("g", ["a", "b", "r"], 9, _faces(6))]
     cur = curate("a", _dataset(photos), min_photos=4)
     assert cur.skipped is None
     assert cur.photos[-1].id == "g" and cur.photos[-1].role == "group"
@@ -359,3 +360,10 @@ def test_curate_imports_no_media_or_array_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_photo_tagging_someone_who_is_not_a_friend_is_never_used() -> None:
+    photos = [_photo(f"c{i}", ["r", "a"], i, BIG) for i in range(4)] + [_photo("stranger", ["r", "e"], 9, BIG)]
+    cur = curate("r", _dataset(photos), min_photos=4)
+    assert "stranger" not in [p.id for p in cur.photos]
+    assert cur.dropped["stranger"] == "shows people who are not the recipient's friends"

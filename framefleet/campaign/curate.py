@@ -10,7 +10,9 @@ The rules, in the order they apply:
    exclusion applies to the recipient, a photo with more unnamed faces than tagged people without a named face
    (for unnamed faces only: more faces than tags) is dropped as unsafe, because the extra face may be the
    excluded person. Photos without face data (`faces` is None) are judged by their tags alone.
-2. **Only photos of the recipient** (the recipient is tagged or has a named face) with at least one other person.
+2. **Only photos of the recipient with friends**: the recipient is tagged or has a named face, with at least one
+   other person, and everyone else tagged or named is the recipient's friend (an ex-friend or a stranger tagged
+   by someone else is never put in a person's video). A person without friends is therefore skipped.
 3. **Roles.** A close-up is the recipient with one to three others (2..4 people) whose faces fill at least
    `min_closeup_fill` of the frame (the sum of the face boxes' areas); without face data the fill is unknown and
    the photo still counts as a close-up, ranked after every measured one. A group photo has four or more people
@@ -152,6 +154,8 @@ def _assess(
         return "more faces than tagged people (one may be an excluded person)"
     if recipient not in shown:
         return "recipient not in photo"
+    if shown - {recipient} - closeness.keys():  # a Friends Day video shows friends, not whoever was tagged
+        return "shows people who are not the recipient's friends"
     people = len(shown) + max(0, unnamed - len(tagged - named))  # unnamed faces beyond the tags are people too
     if people < 2:
         return "recipient alone"
@@ -175,20 +179,33 @@ def curate(
     hashes: Mapping[str, int] | None = None,
     min_closeup_fill: float = 0.08,
     max_hash_distance: int = MAX_HASH_DISTANCE,
+    unreadable: Mapping[str, str] | None = None,
 ) -> Curation:
-    """Choose and order `recipient`'s photos (see the module docstring for the rules)."""
+    """Choose and order `recipient`'s photos (see the module docstring for the rules).
+
+    `unreadable` maps photo ids whose file is missing or corrupt to why: they are dropped with that reason.
+    """
     if dataset.person(recipient) is None:
         raise InputError(f"recipient: unknown person {recipient!r}")
     if not 1 <= min_photos <= max_photos:
         raise InputError(f"min_photos/max_photos: need 1 <= min_photos <= max_photos, got {min_photos}/{max_photos}")
-    excluded = exclusions_for(recipient, dataset.exclusions)
-    closeness = {f.id: f.score for f in rank_friends(recipient, dataset.friendships, weights)}
+    excluded = exclusions_for(recipient, dataset.exclusions_of(recipient))
+    closeness = {f.id: f.score for f in rank_friends(recipient, dataset.friendships_of(recipient), weights)}
     face_map = faces or {}
     hash_map = hashes or {}
 
     dropped: dict[str, str] = {}
     candidates: list[_Candidate] = []
-    for photo in dataset.photos:
+    bad_files = unreadable or {}
+    # only photos that show the recipient can qualify: the index, plus any whose override faces name them
+    named_here = {pid for pid, boxes in face_map.items() if any(f.person == recipient for f in boxes)}
+    pool = list(dataset.photos_of(recipient))
+    if named_here - {p.id for p in pool}:
+        pool = [p for p in dataset.photos if p.id in named_here or p in pool]
+    for photo in pool:
+        if photo.id in bad_files:
+            dropped[photo.id] = bad_files[photo.id]
+            continue
         boxes = face_map.get(photo.id, photo.faces)
         verdict = _assess(recipient, photo, boxes, excluded, closeness, min_closeup_fill)
         if isinstance(verdict, str):

@@ -198,6 +198,38 @@ def _fill(
     return left
 
 
+# Where a zone's viewers are served from, by the zone's area; a deployment with its own map passes it instead.
+REGION_BY_AREA = {"America": "americas", "Atlantic": "americas", "Europe": "emea", "Africa": "emea",
+                  "Asia": "apac", "Australia": "apac", "Pacific": "apac", "Indian": "apac"}  # fmt: skip
+# The evening peak of each default region, in UTC hours (about 20:00 local in its biggest markets).
+PEAK_UTC = {"americas": 1, "emea": 19, "apac": 13, "other": 12}
+
+
+def region_of(zone: str) -> str:
+    return REGION_BY_AREA.get(zone.split("/", 1)[0], "other")
+
+
+def diurnal(peak_utc_hour: int, mean: float, swing: float = 0.6) -> tuple[float, ...]:
+    """Ordinary traffic by UTC hour: a day-night cosine around `mean`, highest at `peak_utc_hour`."""
+    return tuple(mean * (1 + swing * math.cos(2 * math.pi * (h - peak_utc_hour) / 24)) for h in range(24))
+
+
+def default_regions(
+    recipients_by_zone: Mapping[str, int], capacity_per_hour: float | None = None
+) -> list[DeliveryRegion]:
+    """Regions for the zones given, with a diurnal baseline. Without a capacity, each region is sized so its
+    ordinary peak uses 70% of it and its baseline averages one delivery per recipient per two hours."""
+    per_region: dict[str, int] = {}
+    for zone, n in recipients_by_zone.items():
+        per_region[region_of(zone)] = per_region.get(region_of(zone), 0) + n
+    out = []
+    for name, n in sorted(per_region.items()):
+        mean = max(n, 1) / 2.0
+        baseline = diurnal(PEAK_UTC[name], mean)
+        out.append(DeliveryRegion(name, capacity_per_hour or max(baseline) / 0.7, baseline))
+    return out
+
+
 def plot_plan(plan: RolloutPlan, out: str) -> None:
     """The planned load per region (baseline and waves stacked) against capacity, one panel per region."""
     import matplotlib
@@ -222,4 +254,14 @@ def plot_plan(plan: RolloutPlan, out: str) -> None:
     plt.close(fig)
 
 
-__all__ = ["DeliveryRegion", "RolloutPlan", "Wave", "local_day_start", "plan_rollout", "plot_plan"]
+__all__ = [
+    "DeliveryRegion",
+    "RolloutPlan",
+    "Wave",
+    "default_regions",
+    "diurnal",
+    "local_day_start",
+    "plan_rollout",
+    "plot_plan",
+    "region_of",
+]

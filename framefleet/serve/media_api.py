@@ -17,16 +17,19 @@ import json
 import mimetypes
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from framefleet.errors import InputError, NotFound
+from framefleet.campaign.delivery import deliver
+from framefleet.errors import InputError, NotFound, NotYet
 from framefleet.serve.gateway import ERROR_RESPONSES, Gateway
 from framefleet.serve.hosted import ANIMATE_PARAMS, ENHANCE_PARAMS
+from framefleet.serve.http import from_error
 from framefleet.store.views import asset_dict, variant_dict
 
 MEDIA_FIELDS = {"animate": ("image", ANIMATE_PARAMS), "enhance": ("video", ENHANCE_PARAMS)}
@@ -217,6 +220,20 @@ def add_media_routes(app: FastAPI, gw: Gateway) -> None:
             path, media_type=media or "application/octet-stream", filename=f"{variant.name}-{variant.id[:8]}"
         )
 
+    async def campaign_video(campaign: str, recipient: str, request: Request) -> Response:
+        gw.tenant(request)  # the app that shows the video to its user calls with its key
+        store = gw.store_or_503()
+        now = datetime.now(UTC)
+        try:
+            got = await asyncio.to_thread(deliver, store, campaign, recipient, now)
+        except NotYet as e:
+            wait = (datetime.fromisoformat(e.opens_at) - now).total_seconds()
+            answer = from_error(e, retry_after=wait, extra={"opens_at": e.opens_at})
+            answer.headers["Cache-Control"] = "no-store"  # a CDN must not keep "not yet" past the opening
+            return answer
+        return FileResponse(got.path, media_type="video/mp4", filename=f"{campaign}-{recipient}.mp4",
+                            headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
+
     for path, fn, field, params, what in (
         ("/v1/animate", animate, "image", ANIMATE_PARAMS, "still image (PNG, JPEG, WebP)"),
         ("/v1/enhance", enhance, "video", ENHANCE_PARAMS, "video"),
@@ -235,6 +252,11 @@ def add_media_routes(app: FastAPI, gw: Gateway) -> None:
                       summary="A variant's bytes (supports Range requests)", responses={
                           **ERROR_RESPONSES, 206: {"description": "a byte range"},
                           200: {"content": {"video/mp4": {}}, "description": "the whole file"}})  # fmt: skip
+    app.add_api_route("/v1/campaigns/{campaign}/videos/{recipient}", campaign_video, methods=["GET"],
+                      response_class=FileResponse,
+                      summary="A recipient's campaign video, from their local campaign day on (404 before)",
+                      responses={**ERROR_RESPONSES, 206: {"description": "a byte range"},
+                                 200: {"content": {"video/mp4": {}}, "description": "the video"}})  # fmt: skip
 
 
 __all__ = ["add_media_routes", "form_params", "run_media_task"]

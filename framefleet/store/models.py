@@ -11,7 +11,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -96,3 +96,35 @@ class Job(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Campaign(Base):
+    """A one-day campaign. Its videos are variants of one asset (`asset_id`), one per recipient."""
+
+    __tablename__ = "campaigns"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))  # the local date the videos open, ISO YYYY-MM-DD
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    # the kill switch: renderers stop taking new work within seconds of it being set
+    killed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the delivery throttle: the share of recipients (by a stable hash) who get their video; 0 pulls it back
+    delivery_share: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CampaignRecipient(Base):
+    """One recipient's outcome: rendered (with its variant), skipped (with the reason) or failed."""
+
+    __tablename__ = "campaign_recipients"
+
+    campaign: Mapped[str] = mapped_column(ForeignKey("campaigns.name", ondelete="CASCADE"), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # "rendered" | "skipped" | "failed"
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tz: Mapped[str] = mapped_column(String(64))
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # local midnight of the day, in UTC
+    variant_id: Mapped[str | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"), nullable=True)
+    machine: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    render_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
