@@ -28,6 +28,11 @@ from framefleet.config import Settings
 from framefleet.media import sample_path
 from framefleet.store import Store
 
+# Ray 2.60 turns on token authentication for every cluster started after any local `ray.init()` has written
+# ~/.ray/auth_token, and then a driver given the head's address explicitly is refused. The clusters the tests
+# start are throwaway and local, so they run without tokens (the variable reaches `ray start` and the CLI too).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
 PG_URL = os.environ.get("FRAMEFLEET_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}  # the default admin key of a fleet TOML

@@ -101,9 +101,12 @@ def run_cmd(
     from framefleet.campaign.runner import RunConfig
     from framefleet.campaign.work import RenderOptions
 
-    cfg = RunConfig(campaign, _day(day), limit=limit, rate=rate)
-    opts = RenderOptions(music=str(music) if music else None, size=_size(size), fps=fps)
-    summary = run(as_json, lambda: _run(folder, cfg, opts, ray_address, local, workers, strict, not as_json, music))
+    def body() -> dict[str, Any]:
+        cfg = RunConfig(campaign, _day(day), limit=limit, rate=rate)
+        opts = RenderOptions(music=str(music) if music else None, size=_size(size), fps=fps)
+        return _run(folder, cfg, opts, ray_address, local, workers, strict, not as_json, music)
+
+    summary = run(as_json, body)
 
     def show() -> None:
         t = Table(title=f"campaign {campaign}", title_justify="left")
@@ -192,9 +195,14 @@ def plan_cmd(
     """Measure a video's cost with real renders, then size the cluster, storage and egress."""
     from framefleet.campaign.capacity import Assumptions, measure, plan
 
-    if not (math.isfinite(recipients) and recipients > 0 and math.isfinite(deadline_hours) and deadline_hours > 0):
-        run(as_json, lambda: (_ for _ in ()).throw(InputError("--recipients and --deadline-hours must be > 0")))
-    result = run(as_json, lambda: plan(recipients, deadline_hours, measure(folder, samples), Assumptions(cores)))
+    def body() -> dict[str, Any]:
+        if not all(math.isfinite(v) and v > 0 for v in (recipients, deadline_hours)):
+            raise InputError("--recipients and --deadline-hours must be finite numbers > 0")
+        if folder is not None and not folder.is_dir():
+            raise InputError(f"--dataset {folder}: not a folder")
+        return plan(recipients, deadline_hours, measure(folder, samples), Assumptions(cores))
+
+    result = run(as_json, body)
 
     def show() -> None:
         t = Table(title=f"capacity plan: {recipients:.3g} recipients in {deadline_hours:g} h", title_justify="left")

@@ -86,8 +86,17 @@ class RolloutPlan:
             "feasible": self.feasible,
             "unplaced": self.unplaced,
             "opens_at": {z: t.isoformat() for z, t in sorted(self.opens_at.items(), key=lambda kv: kv[1])},
-            "waves": len(self.waves),
             "videos": sum(w.count for w in self.waves),
+            "waves": [
+                {
+                    "zone": w.zone,
+                    "region": w.region,
+                    "start": w.start.isoformat(),
+                    "end": w.end.isoformat(),
+                    "count": w.count,
+                }
+                for w in self.waves
+            ],  # fmt: skip
             "peak_utilization": {r: round(self.peak_utilization(r), 4) for r in self.capacity_per_hour},
             "baseline_peak_utilization": {
                 r: round(max(self.baseline_per_hour[r], default=0.0) / c, 4) for r, c in self.capacity_per_hour.items()
@@ -224,7 +233,7 @@ def default_regions(
         per_region[region_of(zone)] = per_region.get(region_of(zone), 0) + n
     out = []
     for name, n in sorted(per_region.items()):
-        mean = max(n, 1) / 2.0
+        mean = max(n, 100) / 2.0  # a floor so a tiny campaign's slots can hold whole videos
         baseline = diurnal(PEAK_UTC[name], mean)
         out.append(DeliveryRegion(name, capacity_per_hour or max(baseline) / 0.7, baseline))
     return out
