@@ -48,6 +48,9 @@ def test_curate_prints_the_documented_json(data: Path) -> None:
             assert roles.count("closeup") > len(roles) / 2
 
 
+GHOST_TAG = {"id": "new", "owner": "p000001", "path": "x.jpg", "tagged": ["ghost"], "taken_at": "2025-01-01T10:00"}
+
+
 @pytest.mark.parametrize(
     ("name", "row", "expect"),
     [
@@ -59,7 +62,7 @@ def test_curate_prints_the_documented_json(data: Path) -> None:
             {"id": "new", "owner": "p000001", "path": "x.jpg", "tagged": ["ghost"], "taken_at": "2025-01-01T10:00:00"},
             "unknown person",
         ),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_rows_are_clear_errors_with_strict_and_recorded_problems_without(
     data: Path, tmp_path: Path, name: str, row: dict[str, object], expect: str

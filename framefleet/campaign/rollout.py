@@ -57,6 +57,10 @@ class Wave:
     def end(self) -> datetime:
         return self.start + SLOT
 
+    def to_dict(self) -> dict[str, object]:
+        return {"zone": self.zone, "region": self.region, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "count": self.count}  # fmt: skip
+
 
 @dataclass
 class RolloutPlan:
@@ -87,16 +91,7 @@ class RolloutPlan:
             "unplaced": self.unplaced,
             "opens_at": {z: t.isoformat() for z, t in sorted(self.opens_at.items(), key=lambda kv: kv[1])},
             "videos": sum(w.count for w in self.waves),
-            "waves": [
-                {
-                    "zone": w.zone,
-                    "region": w.region,
-                    "start": w.start.isoformat(),
-                    "end": w.end.isoformat(),
-                    "count": w.count,
-                }
-                for w in self.waves
-            ],  # fmt: skip
+            "waves": [w.to_dict() for w in self.waves],
             "peak_utilization": {r: round(self.peak_utilization(r), 4) for r in self.capacity_per_hour},
             "baseline_peak_utilization": {
                 r: round(max(self.baseline_per_hour[r], default=0.0) / c, 4) for r, c in self.capacity_per_hour.items()
