@@ -21,6 +21,8 @@ PURE = (
     "framefleet.sim",
     "framefleet.campaign.curate",
     "framefleet.campaign.rollout",
+    "framefleet.campaign.timeline",
+    "framefleet.campaign.health",
 )
 HEAVY = ("fastapi", "starlette", "av", "cv2", "torch")
 

@@ -1,6 +1,10 @@
 """Campaign: a personal video for each person in a dataset of people, friendships, exclusions and photos.
 
-`dataset` reads and validates the JSONL folder; `curate` (pure) picks and orders each person's photos.
+Pure (importable without OpenCV, PyAV or Ray; re-exported here): `dataset` (JSONL, CSV or Parquet tables),
+`curate` (which photos, in which order), `timeline` (on-screen times, Ken Burns windows), `health` (blocklist
+and throttle), `rollout` (release waves by time zone). With pixels and processes: `vision` (Haar faces, pHash),
+`render` (the video), `work` (one recipient), `runner` + `pools` / `ray_pool` (a whole run), `capacity` (the
+plan), `delivery` (the video only from the local day on), `synth` (a synthetic dataset), `commands` (the CLI).
 """
 
 from __future__ import annotations

@@ -94,6 +94,10 @@ def run_cmd(
         str, typer.Option(help="Video size WxH (the product is 1280x720; smaller for previews).")
     ] = "1280x720",
     fps: Annotated[int, typer.Option(min=1, max=60, help="Frames per second.")] = 30,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(help="Drill: inject a fault into worker N, e.g. '1:fail=1.0' or '0:slow=3' (repeatable)."),
+    ] = None,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -104,7 +108,8 @@ def run_cmd(
     def body() -> dict[str, Any]:
         cfg = RunConfig(campaign, _day(day), limit=limit, rate=rate)
         opts = RenderOptions(music=str(music) if music else None, size=_size(size), fps=fps)
-        return _run(folder, cfg, opts, ray_address, local, workers, strict, not as_json, music)
+        faults = _chaos(chaos or [])
+        return _run(folder, cfg, opts, ray_address, local, workers, strict, not as_json, music, faults)
 
     summary = run(as_json, body)
 
@@ -125,6 +130,23 @@ def run_cmd(
     emit(summary, as_json, show)
 
 
+def _chaos(values: list[str]) -> dict[int, Any]:
+    """'1:fail=0.5,slow=2' → {1: Fault(fail_rate=0.5, slow_s=2)}: fault drills for the blocklist."""
+    from framefleet.campaign.work import Fault
+
+    out = {}
+    for value in values:
+        worker, _, spec = value.partition(":")
+        try:
+            kw = {k.strip(): float(v) for k, v in (part.split("=") for part in spec.split(",") if part)}
+            out[int(worker)] = Fault(slow_s=kw.pop("slow", 0.0), fail_rate=kw.pop("fail", 0.0))
+            if kw:
+                raise ValueError(f"unknown {', '.join(kw)}")
+        except ValueError as e:
+            raise InputError(f"--chaos {value!r}: give WORKER:fail=RATE,slow=SECONDS, e.g. 1:fail=1.0 ({e})") from None
+    return out
+
+
 def _size(value: str) -> tuple[int, int]:
     w, sep, h = value.lower().partition("x")
     if not (sep and w.isdigit() and h.isdigit() and int(w) % 2 == 0 and int(h) % 2 == 0 and min(int(w), int(h)) >= 16):
@@ -133,7 +155,7 @@ def _size(value: str) -> tuple[int, int]:
 
 
 def _run(folder: Path, cfg: Any, opts: Any, address: str | None, local: bool, workers: int | None, strict: bool,
-         show: bool, music: Path | None) -> dict[str, Any]:  # fmt: skip
+         show: bool, music: Path | None, faults: dict[int, Any]) -> dict[str, Any]:  # fmt: skip
     from framefleet.campaign.dataset import load_dataset
     from framefleet.campaign.pools import LocalPool
     from framefleet.campaign.runner import run_campaign
@@ -152,11 +174,13 @@ def _run(folder: Path, cfg: Any, opts: Any, address: str | None, local: bool, wo
     store = Store.open(settings)
     pool: Any
     if local or (workers == 1 and address is None):
-        pool = LocalPool(workers or 1, lambda w: RecipientRenderer(str(folder), str(staging), cfg.campaign, opts, w))
+        pool = LocalPool(workers or 1, lambda w: RecipientRenderer(
+            str(folder), str(staging), cfg.campaign, opts, w, faults.get(int(w.rsplit("-", 1)[1]))))  # fmt: skip
     else:
         from framefleet.campaign.ray_pool import RayPool
 
-        pool = RayPool(str(folder.resolve()), str(staging), cfg.campaign, opts, address=address, workers=workers)
+        pool = RayPool(str(folder.resolve()), str(staging), cfg.campaign, opts, address=address, workers=workers,
+                       faults=faults)  # fmt: skip
     try:
         with _counters(show) as progress:
             return run_campaign(ds, CampaignStore(store), pool, cfg, on_progress=progress).to_dict()
