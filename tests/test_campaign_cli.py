@@ -12,8 +12,6 @@ import pytest
 
 from conftest import one_json, run_cli
 
-pytest.importorskip("skimage.data", reason="scikit-image ships the photos the synthetic dataset is made of")
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:

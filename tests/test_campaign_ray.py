@@ -27,7 +27,6 @@ from framefleet.store.campaigns import CampaignStore
 from conftest import one_json, run_cli
 
 pytest.importorskip("ray", reason="Ray is a dev dependency (make test installs it)")
-pytest.importorskip("skimage.data", reason="scikit-image ships the photos the synthetic dataset is made of")
 
 RAY = str(Path(sys.executable).parent / "ray")
 SMALL = ["--size", "320x180", "--fps", "10"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import skimage.data as skdata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -19,8 +20,6 @@ from framefleet.campaign.timeline import Card, plan_timeline
 from framefleet.campaign.vision import detect_faces, phash
 from framefleet.errors import InputError
 from framefleet.media.probe import probe
-
-skdata = pytest.importorskip("skimage.data", reason="scikit-image ships the sample photos (a dev dependency)")
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,6 @@ from framefleet.store.campaigns import CampaignStore
 
 from conftest import one_json, run_cli
 
-pytest.importorskip("skimage.data", reason="scikit-image ships the photos the synthetic dataset is made of")
-
 SMALL = RenderOptions(size=(320, 180), fps=10, per_photo_s=2.0, max_photos=6)
 DAY = date(2027, 2, 4)
 

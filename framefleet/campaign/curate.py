@@ -6,10 +6,11 @@ the frame; they override the `faces` read from photos.jsonl) and an optional 64-
 The rules, in the order they apply:
 
 1. **Safety first.** A photo is dropped when it tags an excluded person (see `exclusions_for`) or shows a face
-   attributed to one. Faces usually carry no identity, so the tags are the identity source: when *any*
-   exclusion applies to the recipient, a photo with more unnamed faces than tagged people without a named face
-   (for unnamed faces only: more faces than tags) is dropped as unsafe, because the extra face may be the
-   excluded person. Photos without face data (`faces` is None) are judged by their tags alone.
+   attributed to one. When *any* exclusion applies to the recipient, only photos whose every face is named
+   are used: a photo without face data, or with one unnamed face, is dropped, because that face may be the
+   excluded person. (Comparing the number of faces with the number of tags is not enough: a detector that
+   misses a tagged face and finds an excluded bystander gets the count right.) For a recipient without
+   exclusions, unnamed faces and photos without face data are fine.
 2. **Only photos of the recipient with friends**: the recipient is tagged or has a named face, with at least one
    other person, and everyone else tagged or named is the recipient's friend (an ex-friend or a stranger tagged
    by someone else is never put in a person's video). A person without friends is therefore skipped.
@@ -150,8 +151,12 @@ def _assess(
     if bad:
         return f"shows excluded {', '.join(bad)}"
     unnamed = sum(1 for f in faces or () if f.person is None)
-    if excluded and unnamed > len(tagged - named):
-        return "more faces than tagged people (one may be an excluded person)"
+    if excluded and faces is None:
+        return "no face data, so an excluded person cannot be ruled out"
+    if excluded and unnamed:
+        # counting is not enough: a detector that misses a tagged face and finds an excluded bystander
+        # counts right; only faces with a name prove who is in the picture
+        return "an unnamed face (it may be an excluded person)"
     if recipient not in shown:
         return "recipient not in photo"
     if shown - {recipient} - closeness.keys():  # a Friends Day video shows friends, not whoever was tagged

@@ -79,9 +79,7 @@ def identify_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         return ImageInfo(format=fmt, width=shown.width, height=shown.height, mode=im.mode, frames=frames)
 
 
-def load_image(
-    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, at_least: int | None = None
-) -> np.ndarray:
+def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, at_least: int | None = None) -> np.ndarray:
     """Decode an image to RGB uint8 HWC, honouring EXIF orientation. Raises InputError if it is not one.
 
     `at_least`: the caller needs no more than this many pixels on each side, so a JPEG may be decoded at 1/2,
