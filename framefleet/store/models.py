@@ -11,7 +11,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -117,6 +117,7 @@ class CampaignRecipient(Base):
     """One recipient's outcome: rendered (with its variant), skipped (with the reason) or failed."""
 
     __tablename__ = "campaign_recipients"
+    __table_args__ = (Index("ix_campaign_recipients_status", "campaign", "status"),)
 
     campaign: Mapped[str] = mapped_column(ForeignKey("campaigns.name", ondelete="CASCADE"), primary_key=True)
     recipient: Mapped[str] = mapped_column(String(64), primary_key=True)
