@@ -1,0 +1,237 @@
+"""Train the live student (framefleet.models.live.net.LiveNet) to reproduce the prompt-named looks of
+framefleet.models.live.looks, one causal step at a time, on real footage (framefleet.models.live.data).
+
+Each step draws a batch of runs of three consecutive frames (t−2, t−1, t); every item draws its own look
+(a training paraphrase of it → MiniLM embedding), or a blend of two looks (`--blend-prob`: blended
+embedding, blended targets), or no prompt (`--identity-prob`: the zero embedding, target = the frame).
+The student makes two steps:
+    out1 = net(frame[t−1], prev0, cond)   prev0 = the teacher's output at t−2, corrupted (history aug)
+    out2 = net(frame[t],   prev1, cond)   prev1 = the teacher's output at t−1, corrupted, or, with
+                                          probability --rollout-prob, the student's own out1 (detached)
+    loss = L1(out1, T[t−1]) + L1(out2, T[t]) + --temporal-weight · L1(out2 − out1, T[t] − T[t−1])
+A fixed set of --probe-batches batches is scored at the start and the end of a run ("probe" in live.json).
+`--no-history-aug` feeds the teachers' previous outputs uncorrupted (the exposure-bias baseline).
+AdamW, linear warm-up then cosine decay to 10% at --steps. A checkpoint (weights, optimiser, step) every
+--save-every steps and at the end; `--resume` continues from it (the data stream is reseeded with the step).
+
+Outputs in --out: live.safetensors (float32 weights, the config in its metadata), live.json (the
+config, the run's settings and losses, the canonical prompts of the looks with their MiniLM embeddings),
+live.onnx (unless --no-onnx), checkpoint.safetensors.
+
+    .venv/bin/python training/train_live.py --steps 20 --size 64 --batch 2 --threads 1 --out /tmp/live-smoke
+    .venv/bin/python training/train_live.py --width 48 --size 192 --batch 8 --steps 6000 --minutes 120 \
+        --out training/runs/live                      # the shipped width (1.04 M parameters, 4.2 MB)
+    .venv/bin/python training/train_live.py --width 96 --size 192 --batch 8 --steps 3000 --minutes 180 \
+        --out training/runs/live-wide                 # the wide net (3.6 M, 14.6 MB: a teacher, not shipped)
+Cost (measured for width 48, 192², batch 8, one thread, while another job shared the 2-core CPU): ~0.2 s
+of data (teachers included) and ~0.6–0.8 s of net per step: 6,000 steps ≈ 1.5 h at that rate (two
+threads not measured yet); the wide net costs ~3.5× the FLOPs per step.
+(the same command with --resume continues a run that stopped.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from framefleet.models.live import data, looks
+from framefleet.models.live.net import LiveNet, export_onnx, param_count, weight_bytes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("training/runs/live"), help="run folder")
+    ap.add_argument("--steps", type=int, default=6000, help="total optimiser steps (the schedule's length)")
+    ap.add_argument("--minutes", type=float, default=None, help="stop cleanly after this long")
+    ap.add_argument("--size", type=int, default=192, help="crop side (a multiple of 8)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--width", type=int, default=48, help="channels at 1/4 resolution (48 ships; 96: wide)")
+    ap.add_argument("--prev-input", action="store_true", help="the net also reads the previous input frame")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--temporal-weight", type=float, default=0.5)
+    ap.add_argument("--history-aug", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--rollout-prob", type=float, default=0.25, help="prev at t = the net's own output at t−1")
+    ap.add_argument("--blend-prob", type=float, default=0.15)
+    ap.add_argument("--identity-prob", type=float, default=0.05)
+    ap.add_argument("--looks", nargs="+", default=None, choices=list(looks.LOOKS), help="default: all")
+    ap.add_argument("--max-frames", type=int, default=None, help="decode at most this many frames per clip")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-every", type=int, default=500)
+    ap.add_argument("--log-every", type=int, default=50, help="steps per logged mean loss")
+    ap.add_argument("--probe-batches", type=int, default=4, help="fixed batches scored at start and end")
+    ap.add_argument(
+        "--resume", action="store_true", help="continue from --out/checkpoint.safetensors (fresh if there is none)"
+    )
+    ap.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True, help="export live.onnx")
+    args = ap.parse_args(argv)
+    if args.size % 8:
+        ap.error(f"--size must be a multiple of 8, got {args.size}")
+    return args
+
+
+def lr_at(step: int, args: argparse.Namespace) -> float:
+    warm = max(1, min(200, args.steps // 10))
+    if step < warm:
+        return float(args.lr * (step + 1) / warm)
+    t = min(1.0, (step - warm) / max(1, args.steps - warm))
+    return float(args.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t))))
+
+
+def losses(net: LiveNet, batch: data.Batch, args: argparse.Namespace, rollout: bool) -> dict[str, torch.Tensor]:
+    """The two causal steps of a run and their losses (module docstring)."""
+    f, tgt = batch.frames, batch.targets  # [B, 3, 3, S, S]
+    out1 = net(f[:, 1], batch.prev0, batch.cond)  # [B, 3, S, S]
+    prev1 = out1.detach() if rollout else batch.prev1
+    out2 = net(f[:, 2], prev1, batch.cond)  # [B, 3, S, S]
+    l1 = F.l1_loss(out1, tgt[:, 1]) + F.l1_loss(out2, tgt[:, 2])
+    temporal = F.l1_loss(out2 - out1, tgt[:, 2] - tgt[:, 1])
+    return {"loss": l1 + args.temporal_weight * temporal, "l1": l1, "temporal": temporal}
+
+
+@torch.no_grad()
+def probe_loss(net: LiveNet, probe: list[data.Batch], args: argparse.Namespace) -> float:
+    """Mean loss on fixed batches (same footage, looks and corruptions every time; no rollout)."""
+    was_training = net.training
+    net.eval()
+    value = float(np.mean([losses(net, b, args, rollout=False)["loss"].item() for b in probe]))
+    net.train(was_training)
+    return value
+
+
+def save_checkpoint(path: Path, net: LiveNet, opt: torch.optim.Optimizer, step: int, args: argparse.Namespace) -> None:
+    """Weights, AdamW moments and step counts as one safetensors file; the param groups in its metadata."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    state = opt.state_dict()
+    for pid, st in state["state"].items():
+        for k, v in st.items():
+            tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v).contiguous()
+    meta = {
+        "step": str(step),
+        "config": json.dumps(net.config),
+        "param_groups": json.dumps(state["param_groups"]),
+        "args": json.dumps({k: str(v) for k, v in vars(args).items()}),
+    }
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, net: LiveNet, opt: torch.optim.Optimizer) -> int:
+    """Restore `net` and `opt` from `save_checkpoint`'s file; returns the step to continue from."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(path))
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"])
+
+
+def look_embeddings(embeds: dict[str, np.ndarray], names: list[str]) -> dict[str, Any]:
+    return {n: {"prompt": looks.LOOKS[n].prompt, "embedding": embeds[looks.LOOKS[n].prompt].tolist()} for n in names}
+
+
+def export(net: LiveNet, args: argparse.Namespace, train_info: dict[str, Any], embeds: Any) -> None:
+    """live.safetensors, live.json (and live.onnx) in --out."""
+    names = args.looks or list(looks.LOOKS)
+    weights = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}
+    save_file(weights, str(args.out / "live.safetensors"), metadata={"config": json.dumps(net.config)})
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    info = {
+        "config": net.config,
+        "parameters": param_count(net),
+        "train": {**train_info, "settings": settings},
+        "looks": look_embeddings(embeds, names),
+    }
+    (args.out / "live.json").write_text(json.dumps(info, indent=1))
+    if args.onnx:
+        export_onnx(net, args.out / "live.onnx", 64)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = args.looks or list(looks.LOOKS)
+    embeds = data.embed_looks(data.look_texts(names))
+    torch.manual_seed(args.seed)
+    net = LiveNet(width=args.width, prev_input=args.prev_input)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    ckpt = args.out / "checkpoint.safetensors"
+    start = load_checkpoint(ckpt, net, opt) if args.resume and ckpt.is_file() else 0
+    sampler = data.PairSampler(
+        embeds,
+        seed=args.seed * 1_000_003 + start,
+        names=names,
+        history_aug=args.history_aug,
+        blend_prob=args.blend_prob,
+        identity_prob=args.identity_prob,
+        max_frames=args.max_frames,
+    )
+    rng = np.random.default_rng(args.seed + 7 * start)
+    probe = [sampler.fixed_batch(args.batch, args.size, seed=10_000 + i) for i in range(args.probe_batches)]
+    probe_start = probe_loss(net, probe, args)
+    print(f"LiveNet width {args.width}: {param_count(net):,} parameters ({weight_bytes(net) / 1e6:.2f} MB fp32)")
+    log: list[dict[str, float]] = []
+    window: list[list[float]] = []
+    t_end = time.monotonic() + 60 * args.minutes if args.minutes else math.inf
+    done = start
+    net.train()
+    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, dynamic_ncols=True)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args)
+        batch = sampler.batch(args.batch, args.size)
+        parts = losses(net, batch, args, rollout=bool(rng.random() < args.rollout_prob))
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        done = step + 1
+        window.append([parts[k].item() for k in ("loss", "l1", "temporal")])
+        if len(window) == args.log_every or done == args.steps:
+            mean = np.mean(window, axis=0)
+            log.append({"step": done, "loss": float(mean[0]), "l1": float(mean[1]), "temporal": float(mean[2])})
+            bar.set_postfix(loss=f"{mean[0]:.4f}", l1=f"{mean[1]:.4f}", temporal=f"{mean[2]:.4f}")
+            window = []
+        if done % args.save_every == 0:
+            save_checkpoint(ckpt, net, opt, done, args)
+        if time.monotonic() > t_end:
+            break
+    bar.close()
+    probe_end = probe_loss(net, probe, args)
+    print(f"probe loss {probe_start:.4f} at step {start} -> {probe_end:.4f} at step {done}")
+    save_checkpoint(ckpt, net, opt, done, args)
+    result = {"step": done, "start": start, "probe": [probe_start, probe_end], "losses": log}
+    export(net, args, result, embeds)
+    return {**result, "out": str(args.out)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    result = train(parse_args(argv))
+    last = result["losses"][-1] if result["losses"] else {}
+    print(json.dumps({"step": result["step"], "out": result["out"], **last}))
+    return result
+
+
+if __name__ == "__main__":
+    main()
