@@ -10,9 +10,10 @@ Writes benchmarks/results/campaign_acceptance.json. Steps:
 2. Faces and hashes for every photo (Haar only where the dataset gives no boxes), curation of every person, and
    for every chosen photo: no excluded person among its tags, and none among the people *really shown* in it
    (truth/faces.jsonl, which the curator never reads: bystanders without a tag included).
-3. A Ray head on a free port (Redis holds 6379); `framefleet campaign run --limit V --ray-address ...` with a
-   drill fault on worker 1 (every render fails) in a subprocess, killed with SIGKILL once 40% of the V
-   recipients are finished; then the same command with `--limit` of what is left.
+3. A Ray head on a free port (Redis holds 6379); `framefleet campaign run --recipients FILE --limit V
+   --ray-address ...` for the first V people curation gives a video to, with a drill fault on worker 1 (every
+   render fails), in a subprocess killed with SIGKILL once 40% are finished; then the same command with
+   `--limit` of what is left.
 4. The store afterwards: exactly one finished row per recipient and one video per rendered recipient; every
    video decoded frame by frame (probe with verify) and its duration compared with the planned one.
 """
@@ -63,6 +64,7 @@ def check_curation(data: Path) -> dict[str, Any]:
     seen = analyse_photos(ds, threads=2)
     analysed = time.perf_counter() - t0 - loaded
     by_tag = by_face = chosen = with_exclusions = 0
+    renderable: list[str] = []
     skips: Counter[str] = Counter()
     roles: Counter[str] = Counter()
     with Progress(console=console, transient=True) as bar:
@@ -76,6 +78,8 @@ def check_curation(data: Path) -> dict[str, Any]:
                 roles[p.role] += 1
                 by_tag += bool(set(p.tagged) & excluded)
                 by_face += bool(truth[p.id] & excluded)
+            if cur.skipped is None:
+                renderable.append(person.id)
             if cur.skipped:
                 skips[cur.skipped.split(";")[0].split("(")[0].strip()] += 1
             bar.advance(task)
@@ -85,6 +89,7 @@ def check_curation(data: Path) -> dict[str, Any]:
         "curate_s": round(time.perf_counter() - t0 - loaded - analysed, 1), "chosen_photos": chosen,
         "roles": dict(roles), "recipients_with_exclusions_and_a_video": with_exclusions,
         "violations_by_tag": by_tag, "violations_by_face_truth": by_face, "skipped": dict(skips.most_common()),
+        "renderable": renderable,
     }  # fmt: skip
 
 
@@ -110,7 +115,7 @@ def finished(env: dict[str, str]) -> int:
             os.environ["FRAMEFLEET_HOME"] = old
 
 
-def run_on_ray(data: Path, videos: int, workers: int, env: dict[str, str]) -> dict[str, Any]:
+def run_on_ray(data: Path, ids: Path, videos: int, workers: int, env: dict[str, str]) -> dict[str, Any]:
     from framefleet.fleet.local import free_port
 
     port = free_port()
@@ -118,7 +123,7 @@ def run_on_ray(data: Path, videos: int, workers: int, env: dict[str, str]) -> di
                     str(workers), "--disable-usage-stats"], check=True, capture_output=True, env=env)  # fmt: skip
     address = f"127.0.0.1:{port}"
     args = ["campaign", "run", str(data), "--campaign", "acceptance", "--date", "2027-02-04", "--ray-address",
-            address, "--workers", str(workers), "--chaos", "1:fail=1.0"]  # fmt: skip
+            address, "--workers", str(workers), "--chaos", "1:fail=1.0", "--recipients", str(ids)]  # fmt: skip
     try:
         t0 = time.perf_counter()
         proc = subprocess.Popen([PY, "-m", "framefleet.cli", *args, "--limit", str(videos), "--json"], env=env,
@@ -187,9 +192,13 @@ def main() -> None:
             report["synth"] = cli("campaign", "synth", "--people", str(a.people), "--out", str(data), env=env)
         console.print("analysing and curating every person ...")
         report["curation"] = check_curation(data)
+        renderable = report["curation"].pop("renderable")
         console.print(report["curation"])
+        # the first V people curation gives a video to: "100 videos", not 100 recipients of whom some are skipped
+        ids = Path(tmp) / "recipients.txt"
+        ids.write_text("\n".join(renderable[: a.videos]) + "\n")
         console.print(f"rendering {a.videos} videos on Ray ...")
-        report["ray"] = run_on_ray(data, a.videos, a.workers, env)
+        report["ray"] = run_on_ray(data, ids, a.videos, a.workers, env)
         report["store"] = check_store(env, a.videos)
         report["cpu"] = os.cpu_count()
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -132,3 +132,12 @@ def test_kill_switch_before_a_run_starts_no_work(data: Path, tmp_path: Path, hom
     assert other_day.returncode == 2 and "is for 2027-02-04" in other_day.stderr
     assert run_cli("campaign", "kill", "k", "--resume").returncode == 0
     assert run_cli("campaign", "kill", "nope").returncode == 2
+
+
+def test_run_starts_its_own_local_ray_by_default(data: Path, home: Path) -> None:
+    """No --ray-address and no --local: a Ray instance of its own on free ports (Redis keeps 6379), shut after."""
+    proc = run_cli("campaign", "run", str(data), "--campaign", "own", "--date", "2027-02-04", "--limit", "2",
+                   "--workers", "2", "--size", "320x180", "--fps", "5", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = one_json(proc.stdout)
+    assert summary["rendered"] + sum(summary["skipped"].values()) == 2 and summary["failed"] == 0

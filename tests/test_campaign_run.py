@@ -311,3 +311,39 @@ def test_cli_video_before_the_day_exits_4_with_the_opening_time(tmp_path: Path, 
     paused = run_cli("campaign", "video", "fd", "p1", "--at", "2027-02-05T00:00:00Z")
     assert paused.returncode == 2 and "paused" in paused.stderr
     assert run_cli("campaign", "throttle", "fd", "--delivery", "1.5").returncode == 2
+
+
+class _ScriptedPool:
+    """Workers with scripted outcomes and no rendering: 'bad' always fails, 'good' skips at once."""
+
+    def __init__(self) -> None:
+        self.workers = ["bad", "good"]
+        self.done: dict[int, Any] = {}
+        self.log: list[tuple[str, str]] = []
+
+    def submit(self, worker: str, recipient: str) -> int:
+        self.log.append((worker, recipient))
+        handle = len(self.log)
+        self.done[handle] = "RuntimeError: injected" if worker == "bad" else {
+            "status": "skipped", "reason": "only 1 usable photo (need 4)", "seconds": 0.01}  # fmt: skip
+        return handle
+
+    def wait(self, handles: list[int], timeout: float) -> list[tuple[int, Any]]:
+        return [(h, self.done.pop(h)) for h in handles if h in self.done]
+
+    def cancel(self, handle: int) -> None:
+        self.done.pop(handle, None)
+
+    def retire(self, worker: str) -> None:
+        pass
+
+
+def test_a_failed_recipient_is_retried_on_another_worker_and_only_the_listed_ones_run(data: Path, cstore: Any) -> None:
+    pool = _ScriptedPool()
+    ds = load_dataset(data)
+    only = (ds.people[5].id, ds.people[2].id, ds.people[9].id, ds.people[4].id)
+    s = run_campaign(ds, cstore, pool, RunConfig("fd", DAY, only=only))
+    assert s.failed == 0 and s.skipped == {"only N usable photo (need N)": 4}  # each retried on 'good'
+    for recipient in only:
+        assert [w for w, r in pool.log if r == recipient].count("bad") <= 1
+    assert {r for _, r in pool.log} == set(only) and set(cstore.finished("fd")) == set(only)

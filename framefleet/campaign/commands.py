@@ -85,6 +85,9 @@ def run_cmd(
     campaign: Annotated[str, typer.Option("--campaign", help="Campaign name (the key of its videos).")],
     day: Annotated[str, typer.Option("--date", help="The campaign day, YYYY-MM-DD (recipients' local date).")],
     limit: Annotated[int | None, typer.Option(min=1, help="Render at most this many recipients now.")] = None,
+    recipients: Annotated[
+        Path | None, typer.Option("--recipients", help="Only these people: a file of ids, one per line.")
+    ] = None,
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster (host:port).")] = None,
     local: Annotated[bool, typer.Option("--local", help="Threads in this process instead of Ray.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Workers (default: one per CPU).")] = None,
@@ -106,7 +109,7 @@ def run_cmd(
     from framefleet.campaign.work import RenderOptions
 
     def body() -> dict[str, Any]:
-        cfg = RunConfig(campaign, _day(day), limit=limit, rate=rate)
+        cfg = RunConfig(campaign, _day(day), limit=limit, rate=rate, only=_ids(recipients))
         opts = RenderOptions(music=str(music) if music else None, size=_size(size), fps=fps)
         faults = _chaos(chaos or [])
         return _run(folder, cfg, opts, ray_address, local, workers, strict, not as_json, music, faults)
@@ -128,6 +131,18 @@ def run_cmd(
         out.print(t)
 
     emit(summary, as_json, show)
+
+
+def _ids(path: Path | None) -> tuple[str, ...] | None:
+    if path is None:
+        return None
+    try:
+        ids = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"--recipients {path}: cannot read it ({e}); give a text file of ids, one per line") from None
+    if not ids:
+        raise InputError(f"--recipients {path}: no ids in it")
+    return ids
 
 
 def _chaos(values: list[str]) -> dict[int, Any]:
@@ -167,6 +182,9 @@ def _run(folder: Path, cfg: Any, opts: Any, address: str | None, local: bool, wo
     if music is not None and not Path(music).is_file():
         raise InputError(f"--music {music}: no such file")
     ds = load_dataset(folder, strict=strict)  # fails early, before any worker starts
+    unknown = [r for r in cfg.only or () if ds.person(r) is None]
+    if unknown:
+        raise InputError(f"--recipients: {len(unknown)} ids not in the dataset, e.g. {', '.join(unknown[:5])}")
     settings = Settings.from_env()
     staging = Path(settings.tmp_dir).resolve() / "campaign-staging"
     for stale in (staging / cfg.campaign).glob(".*.tmp.mp4"):  # a killed run's half-written renders

@@ -53,6 +53,7 @@ class RunConfig:
     campaign: str
     day: date
     limit: int | None = None
+    only: tuple[str, ...] | None = None  # these recipients (in this order) instead of everyone
     rate: float | None = None  # renders started per second, at most (the global throttle)
     retries: int = 2  # attempts per recipient beyond the first, on other workers
     poll_s: float = 1.0  # how often the kill switch is read
@@ -98,13 +99,15 @@ class _Run:
         self.throttle = Throttle(cfg.rate, burst=max(1.0, cfg.rate or 1.0))
         self.flights: dict[Hashable, _Flight] = {}
         self.attempts: Counter[str] = Counter()
+        self.failed_on: dict[str, set[str]] = {}  # recipient → workers it failed on: retries go elsewhere
         self.queue: deque[str] = deque()
         self.last_poll = -1e9
 
     def plan(self) -> None:
         done = self.cs.finished(self.cfg.campaign)
-        todo = [p.id for p in self.ds.people if p.id not in done]
-        self.summary.already_done = len(self.ds.people) - len(todo)
+        wanted = [p.id for p in self.ds.people] if self.cfg.only is None else list(dict.fromkeys(self.cfg.only))
+        todo = [r for r in wanted if r not in done]
+        self.summary.already_done = len(wanted) - len(todo)
         self.queue.extend(todo[: self.cfg.limit] if self.cfg.limit is not None else todo)
 
     def where(self, recipient: str) -> dict[str, Any]:
@@ -118,12 +121,29 @@ class _Run:
             self.summary.killed = self.cs.killed(self.cfg.campaign)
         return self.summary.killed
 
+    def _next_for(self, worker: str) -> str | None:
+        """The first queued recipient that has not failed on `worker` (looking a bounded way down the queue)."""
+        healthy = set(self.health.healthy())
+        for i, recipient in enumerate(self.queue):
+            if i >= 64:
+                break
+            tried = self.failed_on.get(recipient, set())
+            if worker not in tried or healthy <= tried:  # failed everywhere: any worker, the attempt cap decides
+                del self.queue[i]
+                return recipient
+        return None
+
     def launch(self, now: float) -> None:
         busy = {f.worker for f in self.flights.values()}
         for worker in self.health.healthy():
-            if not self.queue or worker in busy or not self.throttle.take(now):
+            if not self.queue or worker in busy:
                 continue
-            recipient = self.queue.popleft()
+            recipient = self._next_for(worker)
+            if recipient is None:
+                continue
+            if not self.throttle.take(now):
+                self.queue.appendleft(recipient)
+                continue
             handle = self.pool.submit(worker, recipient)
             self.flights[handle] = _Flight(recipient, worker, now)
             self.attempts[recipient] += 1
@@ -150,6 +170,7 @@ class _Run:
         self.summary.rendered += 1
 
     def fail(self, f: _Flight, why: str) -> None:
+        self.failed_on.setdefault(f.recipient, set()).add(f.worker)
         blocked = self.health.record(f.worker, ok=False)
         if blocked is not None:
             self.retire(f.worker, blocked)
