@@ -3,7 +3,6 @@ scikit-image and matplotlib wheels, LFW faces tinted to skin tones, people paint
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import numpy as np
 
 from framefleet.campaign.vision import detect_faces
 from framefleet.errors import FramefleetError
+from framefleet.media.samples import photo_path, read_photo
 
 if TYPE_CHECKING:
     from framefleet.campaign.synth import _Shot
@@ -24,40 +24,24 @@ TONES = np.array([  # skin tones, light to dark (RGB), that tint the grey LFW fa
     (250, 220, 196), (238, 196, 166), (222, 172, 136), (198, 140, 104),
     (172, 116, 82), (146, 94, 64), (118, 76, 52), (92, 60, 44)], np.float32)  # fmt: skip
 HAIR = np.array([(30, 24, 20), (60, 40, 25), (110, 75, 40), (170, 130, 80), (120, 118, 115), (20, 20, 24)], np.uint8)
-# backdrops: package, file, first row kept (a fraction of the height). The astronaut's, the cameraman's and Grace
-# Hopper's own faces are cut off (the ground truth would not know them); the Hubble field and the retina are left
-# out as too dark for the cascade (it found 40-50% of the faces pasted on them, against 70-90% elsewhere)
+# backdrops: sample file (scikit-image or matplotlib), first row kept (a fraction of the height). The astronaut's,
+# the cameraman's and Grace Hopper's own faces are cut off (the ground truth would not know them); the Hubble field
+# and the retina are left out as too dark for the cascade (it found 40-50% of the faces pasted on them, against
+# 70-90% elsewhere)
 BACKDROPS = (
-    ("skimage", "coffee.png", 0.0), ("skimage", "chelsea.png", 0.0), ("skimage", "rocket.jpg", 0.0),
-    ("skimage", "astronaut.png", 0.38), ("skimage", "motorcycle_left.png", 0.0), ("skimage", "camera.png", 0.42),
-    ("skimage", "brick.png", 0.0), ("skimage", "grass.png", 0.0), ("skimage", "gravel.png", 0.0),
-    ("matplotlib", "grace_hopper.jpg", 0.62),
+    ("coffee.png", 0.0), ("chelsea.png", 0.0), ("rocket.jpg", 0.0),
+    ("astronaut.png", 0.38), ("motorcycle_left.png", 0.0), ("camera.png", 0.42),
+    ("brick.png", 0.0), ("grass.png", 0.0), ("gravel.png", 0.0),
+    ("grace_hopper.jpg", 0.62),
 )  # fmt: skip
 
 
 # --- pixels --------------------------------------------------------------------------------------------------
-def _wheel_file(package: str, name: str) -> Path:
-    """A sample file shipped inside an installed wheel, found without importing the (slow) package."""
-    spec = importlib.util.find_spec(package)
-    folder = "data" if package == "skimage" else "mpl-data/sample_data"
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(root) / folder / name).is_file():
-            return Path(root) / folder / name
-    raise FramefleetError(f"{name} not found: synthetic photos need scikit-image and matplotlib installed")
-
-
-def _read_rgb(package: str, name: str) -> np.ndarray:
-    bgr = cv2.imread(str(_wheel_file(package, name)), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FramefleetError(f"cannot read {name} from the {package} wheel")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 @cache
 def _backdrops(long_side: int) -> tuple[np.ndarray, ...]:
     out = []
-    for package, name, top in BACKDROPS:
-        rgb = _read_rgb(package, name)
+    for name, top in BACKDROPS:
+        rgb = read_photo(name)
         rgb = rgb[round(top * rgb.shape[0]) :]
         scale = min(1.0, 1.25 * long_side / max(rgb.shape))  # no frame needs more; shrinking per photo costs more
         out.append(cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb)
@@ -112,9 +96,9 @@ def _stretch(grey: np.ndarray) -> np.ndarray:
 @cache
 def _face_bank() -> tuple[np.ndarray, ...]:
     """Grey faces (0..1, contrast stretched) the cascade finds: one it misses would leave unlisted photos blank."""
-    faces = [_stretch(f) for f in np.load(_wheel_file("skimage", "lfw_subset.npy"))[:100]]  # 100-199: not faces
-    for package, name in (("skimage", "astronaut.png"), ("matplotlib", "grace_hopper.jpg")):
-        rgb = _read_rgb(package, name)
+    faces = [_stretch(f) for f in np.load(photo_path("lfw_subset.npy"))[:100]]  # 100-199: not faces
+    for name in ("astronaut.png", "grace_hopper.jpg"):
+        rgb = read_photo(name)
         boxes = detect_faces(rgb)
         if boxes:
             h, w = rgb.shape[:2]

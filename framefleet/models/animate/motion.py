@@ -17,14 +17,14 @@ embedding, not the exact wording, carries the motion.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from framefleet.media.samples import read_photo
 
 MOTIONS = (
     "pan_left",
@@ -167,13 +167,6 @@ class ClipSpec:
     size: int = 64
 
 
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the photographs come from the {name} package: pip install 'framefleet[train]'")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 TRAIN_PHOTOS = (
     "astronaut.png",
     "chelsea.png",
@@ -192,13 +185,6 @@ TRAIN_PHOTOS = (
 HOLDOUT_PHOTOS = ("rocket.jpg", "coffee.png", "grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
 
 
-def _read(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read photograph {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def _video_frames(name: str, every: int, count: int, start: int = 0) -> list[np.ndarray]:
     from framefleet.media.decode import iter_frames
     from framefleet.media.samples import sample_path
@@ -214,19 +200,17 @@ def _video_frames(name: str, every: int, count: int, start: int = 0) -> list[np.
 
 def photographs(split: str) -> dict[str, np.ndarray]:
     """Real photographs as RGB uint8: "train" or "holdout" (disjoint; see the module docstring)."""
-    sk = _package_dir("skimage") / "data"
-    mpl = _package_dir("matplotlib") / "mpl-data" / "sample_data"
     out: dict[str, np.ndarray] = {}
     if split == "train":
         for n in TRAIN_PHOTOS:
-            out[n] = _read(sk / n)
+            out[n] = read_photo(n)
         for i, f in enumerate(_video_frames("bikes", 40, 6)):
             out[f"bikes#{i}"] = f
         for i, f in enumerate(_video_frames("bigbuckbunny", 30, 4)):
             out[f"bigbuckbunny#{i}"] = f
     elif split == "holdout":
         for n in HOLDOUT_PHOTOS:
-            out[n] = _read((mpl if n[0].isupper() or n.startswith("grace") else sk) / n)
+            out[n] = read_photo(n)
         for i, f in enumerate(_video_frames("carphone", 60, 2)):
             out[f"carphone#{i}"] = f
     else:

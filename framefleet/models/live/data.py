@@ -31,16 +31,16 @@ output at t−1 (`--rollout-prob`), the last kind of history.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from framefleet.media.samples import read_photo
+from framefleet.models.animate import motion
 from framefleet.models.live import looks
 
 TRAIN_CLIPS = ("bikes", "bigbuckbunny")
@@ -58,26 +58,9 @@ TRAIN_PHOTOS = (
     "camera.png",
     "coins.png",
 )
-HOLDOUT_PHOTOS = ("rocket.jpg", "coffee.png", "grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+HOLDOUT_PHOTOS = motion.HOLDOUT_PHOTOS  # the animate models' hold-out: no model trains on these
 RUN = 3  # frames per training run: t−2 (history of t−1), t−1, t
 MAX_SHORT_SIDE = 360  # clips are scaled down to this on load
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the training photographs come from the {name} package")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def read_photo(name: str) -> np.ndarray:
-    """A photograph of scikit-image's data folder or matplotlib's sample data as RGB uint8 [H, W, 3]."""
-    sk = _package_dir("skimage") / "data" / name
-    path = sk if sk.is_file() else _package_dir("matplotlib") / "mpl-data" / "sample_data" / name
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # greyscale files come back as 3 equal channels
-    if img is None:
-        raise FileNotFoundError(f"cannot read photograph {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def load_clip(name: str, max_frames: int | None = None, max_short_side: int = MAX_SHORT_SIDE) -> np.ndarray:
