@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from framefleet.campaign.work import RecipientRenderer, RenderOptions
+from framefleet.errors import InputError
 
 WRITES_PER_VIDEO = 3  # the video file (written once, renamed), its variant row, its recipient row
 
@@ -77,7 +78,9 @@ def measure(dataset_dir: str | Path | None, samples: int = 4, options: RenderOpt
             got = pool.submit(_measure_in_child, str(dataset_dir), samples, opts).result()
     rendered, skipped = got["rendered"], got["skipped"]
     if not rendered:
-        raise RuntimeError("no recipient in the sample could be rendered; give a dataset with usable photos")
+        raise InputError(
+            f"none of the {len(skipped)} sampled recipients could be rendered; give --dataset with usable photos"
+        )
     return VideoCost(
         samples=len(rendered) + len(skipped),
         rendered=len(rendered),
