@@ -8,7 +8,14 @@ The student makes two steps:
     out1 = net(frame[t−1], prev0, cond)   prev0 = the teacher's output at t−2, corrupted (history aug)
     out2 = net(frame[t],   prev1, cond)   prev1 = the teacher's output at t−1, corrupted, or, with
                                           probability --rollout-prob, the student's own out1 (detached)
-    loss = L1(out1, T[t−1]) + L1(out2, T[t]) + --temporal-weight · L1(out2 − out1, T[t] − T[t−1])
+    loss = L1(out1, T[t−1]) + L1(out2, T[t]) + --temporal-weight · mean(M · |out2 − W(out1)|)
+           [+ --distill-weight · (L1(out1, wide1) + L1(out2, wide2))   with --distill-from]
+The temporal term is the flow-warped consistency of Lai et al. 2018 (models/live/stability.py): W warps the
+previous output along the inputs' backward flow t → t−1, M masks what the warp does not explain. It does
+not copy the teachers' frame-to-frame change, which for the sketches is mostly amplified sensor noise.
+Distillation (`--distill-from RUN`): a wide net trained first is run (no grad) on exactly the inputs the
+student saw, and the student also matches its outputs; `--prune` starts the student from the wide net's
+most important channels (models/live/prune.py) rather than from scratch.
 A fixed set of --probe-batches batches is scored at the start and the end of a run ("probe" in live.json).
 `--no-history-aug` feeds the teachers' previous outputs uncorrupted (the exposure-bias baseline).
 AdamW, linear warm-up then cosine decay to 10% at --steps. A checkpoint (weights, optimiser, step) every
@@ -47,6 +54,7 @@ from tqdm import tqdm
 
 from framefleet.models.live import data, looks
 from framefleet.models.live.net import LiveNet, export_onnx, param_count, weight_bytes
+from framefleet.models.live.prune import prune
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,10 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=192, help="crop side (a multiple of 8)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--width", type=int, default=48, help="channels at 1/4 resolution (48 ships; 96: wide)")
+    ap.add_argument("--mid-width", type=int, default=None, help="channels at 1/8 (default 2·width)")
+    ap.add_argument("--distill-from", type=Path, default=None, help="a wide run folder (live.safetensors)")
+    ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--prune", action="store_true", help="start from the pruned --distill-from net")
     ap.add_argument("--prev-input", action="store_true", help="the net also reads the previous input frame")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--temporal-weight", type=float, default=0.5)
+    ap.add_argument("--temporal-weight", type=float, default=1.0)
     ap.add_argument("--history-aug", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--rollout-prob", type=float, default=0.25, help="prev at t = the net's own output at t−1")
     ap.add_argument("--blend-prob", type=float, default=0.15)
@@ -77,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True, help="export live.onnx")
     args = ap.parse_args(argv)
+    if args.prune and args.distill_from is None:
+        ap.error("--prune needs --distill-from (the wide net to prune)")
     if args.size % 8:
         ap.error(f"--size must be a multiple of 8, got {args.size}")
     return args
@@ -90,20 +104,41 @@ def lr_at(step: int, args: argparse.Namespace) -> float:
     return float(args.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t))))
 
 
-def losses(net: LiveNet, batch: data.Batch, args: argparse.Namespace, rollout: bool) -> dict[str, torch.Tensor]:
+def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample img [B, C, H, W] at x + flow(x) (flow [B, 2, H, W] in pixels), bilinear, border replicated."""
+    _, _, h, w = img.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=img.dtype), torch.arange(w, dtype=img.dtype), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1  # [B, H, W] in [-1, 1]
+    gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
+    grid = torch.stack([gx, gy], dim=-1)  # [B, H, W, 2]
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def losses(
+    net: LiveNet, batch: data.Batch, args: argparse.Namespace, rollout: bool, wide: LiveNet | None = None
+) -> dict[str, torch.Tensor]:
     """The two causal steps of a run and their losses (module docstring)."""
     f, tgt = batch.frames, batch.targets  # [B, 3, 3, S, S]
     out1 = net(f[:, 1], batch.prev0, batch.cond)  # [B, 3, S, S]
     prev1 = out1.detach() if rollout else batch.prev1
     out2 = net(f[:, 2], prev1, batch.cond)  # [B, 3, S, S]
     l1 = F.l1_loss(out1, tgt[:, 1]) + F.l1_loss(out2, tgt[:, 2])
-    temporal = F.l1_loss(out2 - out1, tgt[:, 2] - tgt[:, 1])
-    return {"loss": l1 + args.temporal_weight * temporal, "l1": l1, "temporal": temporal}
+    temporal = (batch.mask * (out2 - warp(out1, batch.flow)).abs()).mean()  # flow-warped consistency
+    parts = {"l1": l1, "temporal": temporal}
+    loss = l1 + args.temporal_weight * temporal
+    if wide is not None:
+        with torch.no_grad():  # the wide net on the very inputs the student saw
+            w1 = wide(f[:, 1], batch.prev0, batch.cond)
+            w2 = wide(f[:, 2], prev1, batch.cond)
+        parts["distill"] = F.l1_loss(out1, w1) + F.l1_loss(out2, w2)
+        loss = loss + args.distill_weight * parts["distill"]
+    return {"loss": loss, **parts}
 
 
 @torch.no_grad()
 def probe_loss(net: LiveNet, probe: list[data.Batch], args: argparse.Namespace) -> float:
-    """Mean loss on fixed batches (same footage, looks and corruptions every time; no rollout)."""
+    """Mean L1 to the teachers plus the weighted temporal term on fixed batches (same footage, looks and
+    corruptions every time; no rollout; no distillation term, so that wide and narrow runs compare)."""
     was_training = net.training
     net.eval()
     value = float(np.mean([losses(net, b, args, rollout=False)["loss"].item() for b in probe]))
@@ -146,6 +181,18 @@ def load_checkpoint(path: Path, net: LiveNet, opt: torch.optim.Optimizer) -> int
     return int(meta["step"])
 
 
+def load_net(folder: Path) -> LiveNet:
+    """The LiveNet of a finished run folder (live.safetensors with its config), in eval mode."""
+    from safetensors import safe_open
+
+    path = folder / "live.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        config = json.loads(fh.metadata()["config"])
+    net = LiveNet(**{**config, "blocks": tuple(config["blocks"])})
+    net.load_state_dict(load_file(str(path)))
+    return net.eval()
+
+
 def look_embeddings(embeds: dict[str, np.ndarray], names: list[str]) -> dict[str, Any]:
     return {n: {"prompt": looks.LOOKS[n].prompt, "embedding": embeds[looks.LOOKS[n].prompt].tolist()} for n in names}
 
@@ -174,7 +221,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     names = args.looks or list(looks.LOOKS)
     embeds = data.embed_looks(data.look_texts(names))
     torch.manual_seed(args.seed)
-    net = LiveNet(width=args.width, prev_input=args.prev_input)
+    wide = load_net(args.distill_from) if args.distill_from is not None else None
+    if wide is not None and args.prune:
+        net = prune(wide, args.width, args.mid_width or 2 * args.width)
+    else:
+        net = LiveNet(width=args.width, mid_width=args.mid_width, prev_input=args.prev_input)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     ckpt = args.out / "checkpoint.safetensors"
     start = load_checkpoint(ckpt, net, opt) if args.resume and ckpt.is_file() else 0
@@ -201,17 +252,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         batch = sampler.batch(args.batch, args.size)
-        parts = losses(net, batch, args, rollout=bool(rng.random() < args.rollout_prob))
+        parts = losses(net, batch, args, rollout=bool(rng.random() < args.rollout_prob), wide=wide)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         done = step + 1
-        window.append([parts[k].item() for k in ("loss", "l1", "temporal")])
+        keys = [k for k in ("loss", "l1", "temporal", "distill") if k in parts]
+        window.append([parts[k].item() for k in keys])
         if len(window) == args.log_every or done == args.steps:
             mean = np.mean(window, axis=0)
-            log.append({"step": done, "loss": float(mean[0]), "l1": float(mean[1]), "temporal": float(mean[2])})
-            bar.set_postfix(loss=f"{mean[0]:.4f}", l1=f"{mean[1]:.4f}", temporal=f"{mean[2]:.4f}")
+            log.append({"step": done, **{k: float(v) for k, v in zip(keys, mean, strict=True)}})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in zip(keys, mean, strict=True)})
             window = []
         if done % args.save_every == 0:
             save_checkpoint(ckpt, net, opt, done, args)

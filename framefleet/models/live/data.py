@@ -41,7 +41,7 @@ import torch
 
 from framefleet.media.samples import read_photo
 from framefleet.models.animate import motion
-from framefleet.models.live import looks
+from framefleet.models.live import looks, stability
 
 TRAIN_CLIPS = ("bikes", "bigbuckbunny")
 HOLDOUT_CLIP = "carphone"
@@ -122,25 +122,29 @@ def _camera_affine(cx: float, cy: float, scale: float, angle: float, size: int) 
     return np.hstack([a, t[:, None]]).astype(np.float32)  # [2, 3]
 
 
-def photo_run(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """RUN frames of a camera drifting over `photo`: [RUN, size, size, 3] uint8 (module docstring)."""
+def photo_run(
+    photo: np.ndarray, size: int, rng: np.random.Generator, n: int = RUN, noise: float | None = None
+) -> np.ndarray:
+    """`n` frames of a camera drifting over `photo`: [n, size, size, 3] uint8 (module docstring); `noise`
+    fixes the sensor noise σ (default: random, on half of the runs)."""
     h, w = photo.shape[:2]
     scale = rng.uniform(360, 540) / min(h, w)  # output pixels per photo pixel
     v = rng.uniform(-3, 3, 2) / scale  # photo pixels per frame
     zoom, roll = math.exp(rng.uniform(-0.015, 0.015)), math.radians(rng.uniform(-0.4, 0.4))
-    reach = size / scale / 2 * 1.5 + 3 * float(np.abs(v).max())  # keep the window mostly inside the photo
+    reach = size / scale / 2 * 1.5 + (n - 1) * 1.5 * float(np.abs(v).max())  # keep the window mostly inside the photo
     cx = rng.uniform(min(reach, w / 2), max(w - reach, w / 2))
     cy = rng.uniform(min(reach, h / 2), max(h - reach, h / 2))
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    noise = rng.uniform(0, 3) if rng.random() < 0.5 else 0.0
+    if noise is None:
+        noise = rng.uniform(0, 3) if rng.random() < 0.5 else 0.0
     out = []
-    for k in range(RUN):
+    for k in range(n):
         m = _camera_affine(cx + k * v[0], cy + k * v[1], scale * zoom**k, roll * k, size)
         f = cv2.warpAffine(photo, m, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
         if noise:
             f = np.clip(f + rng.normal(0, noise, f.shape), 0, 255).round().astype(np.uint8)
         out.append(f)
-    return np.stack(out)  # [RUN, S, S, 3]
+    return np.stack(out)  # [n, S, S, 3]
 
 
 CUT_THRESHOLD = 35.0  # mean |Δ luma| (0–255) between 64×36 thumbnails; bikes' cuts are 47–83, its fast pans ≤ 20
@@ -186,6 +190,8 @@ class Batch:
     prev1: torch.Tensor  # [B, 3, S, S]: the previous output fed with frame t (history of t−1)
     cond: torch.Tensor  # [B, 384]: the prompt embedding (a blend's is the blend of two)
     names: list[str]  # the look of each item ("a+b" for a blend, "" for no prompt)
+    flow: torch.Tensor  # [B, 2, S, S]: backward flow t → t−1 (stability.backward_flow), in pixels
+    mask: torch.Tensor  # [B, 1, S, S]: where that warp explains frame t (stability.consistency_mask)
 
 
 def _nchw(x: np.ndarray) -> torch.Tensor:
@@ -253,9 +259,12 @@ class PairSampler:
         return looks.blend(out, looks.apply(names[1], frame), weights[1]) if len(names) == 2 else out
 
     def batch(self, n: int, size: int) -> Batch:
-        frames, targets, prev0, prev1, conds, labels = [], [], [], [], [], []
+        frames, targets, prev0, prev1, conds, labels, flows, masks = [], [], [], [], [], [], [], []
         for _ in range(n):
             run = self.run(size)  # [RUN, S, S, 3]
+            flow = stability.backward_flow(run[1], run[2])  # [S, S, 2]
+            flows.append(flow)
+            masks.append(stability.consistency_mask(run[1], run[2], flow)[..., None])  # [S, S, 1]
             label, names, weights, cond = self.look()
             tgt = np.stack([self.target(f, names, weights) for f in run])  # [RUN, S, S, 3]
             cold = self.rng.random() < self.cold_start_prob  # a stream's first frame: itself
@@ -273,6 +282,8 @@ class PairSampler:
             prev1=_nchw(np.stack(prev1)),
             cond=torch.from_numpy(np.stack(conds)),
             names=labels,
+            flow=_nchw(np.stack(flows)),
+            mask=_nchw(np.stack(masks)),
         )
 
     def fixed_batch(self, n: int, size: int, seed: int) -> Batch:

@@ -66,8 +66,8 @@ class FiLMResBlock(nn.Module):
 
 
 class LiveNet(nn.Module):
-    """The student. `width` channels at 1/4 resolution, 2·`width` at 1/8; `blocks` = (residual blocks
-    at 1/4 before the down-sampling, at 1/8, at 1/4 after the up-sampling)."""
+    """The student. `width` channels at 1/4 resolution, `mid_width` (default 2·`width`) at 1/8; `blocks` =
+    (residual blocks at 1/4 before the down-sampling, at 1/8, at 1/4 after the up-sampling)."""
 
     def __init__(
         self,
@@ -76,17 +76,20 @@ class LiveNet(nn.Module):
         blocks: tuple[int, int, int] = (1, 4, 1),
         film_hidden: int = 128,
         prev_input: bool = False,
+        mid_width: int | None = None,
     ) -> None:
         super().__init__()
+        mid_width = mid_width or 2 * width
         self.config: dict[str, Any] = {
             "width": width,
+            "mid_width": mid_width,
             "cond_dim": cond_dim,
             "blocks": list(blocks),
             "film_hidden": film_hidden,
             "prev_input": prev_input,
         }
         self.prev_input, self.cond_dim = prev_input, cond_dim
-        w, w2 = width, 2 * width
+        w, w2 = width, mid_width
         in_ch = (9 if prev_input else 6) * 16
         self.stem = nn.Sequential(nn.PixelUnshuffle(4), nn.Conv2d(in_ch, w, 3, padding=1))
         self.enc = nn.ModuleList(FiLMResBlock(w) for _ in range(blocks[0]))
@@ -280,15 +283,17 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description="ONNX Runtime latency of a randomly initialised LiveNet")
     ap.add_argument("--width", type=int, default=48)
+    ap.add_argument("--mid-width", type=int, default=None, help="channels at 1/8 (default 2·width)")
+    ap.add_argument("--blocks", type=int, nargs=3, default=[1, 4, 1])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 384])
     args = ap.parse_args()
     torch.set_num_threads(1)
-    net = LiveNet(width=args.width)
+    net = LiveNet(width=args.width, mid_width=args.mid_width, blocks=tuple(args.blocks))
     for p in net.parameters():  # zero-initialised layers would let ONNX Runtime fold work away
         nn.init.normal_(p, std=0.02)
-    print(f"LiveNet(width={args.width}): {param_count(net):,} parameters, {weight_bytes(net) / 1e6:.2f} MB fp32")
+    print(f"LiveNet({net.config}): {param_count(net):,} parameters, {weight_bytes(net) / 1e6:.2f} MB fp32")
     with tempfile.TemporaryDirectory() as d:
         runner = OnnxLive(export_onnx(net, Path(d) / "live.onnx", 64), threads=args.threads)
         for s in args.sizes:

@@ -1,0 +1,141 @@
+"""The live runtime: the shipped student on ONNX Runtime, prompts turned into embeddings, one stream's state.
+
+    engine = LiveEngine.load()                      # the shipped model (framefleet/models/live/weights)
+    session = engine.session("pencil sketch")
+    out, ms = session.step(frame)                   # [H, W, 3] uint8 RGB → [H, W, 3] uint8, model ms
+    session.set_prompt("warm sunset grade")         # takes effect on the next frame
+
+Prompts: the MiniLM sentence embedding (the animate models' encoder, offline) is what the net is
+conditioned on, so any phrasing reaches the look nearest in meaning; the tokenizer keeps the first 64
+tokens (a 10,000-character prompt is cut there, not refused). An empty prompt (after stripping) is the
+zero embedding, which the net was trained to treat as "no look": the frame passes through. `blend` mixes
+the embeddings of two prompts, which blends their looks.
+
+Frames: any size from `MIN_SIDE` to `MAX_SIDE` per side; the net pads to a multiple of 8 and crops back.
+When a stream's frame size changes, its history restarts (cold start), since the previous output no longer
+lines up with the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framefleet.errors import InputError
+from framefleet.models.live.net import COND_DIM, OnnxLive, pad_to_multiple, to_hwc, to_nchw
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "models" / "live" / "weights"
+MIN_SIDE = 16
+MAX_SIDE = 1280
+MAX_PROMPT_CHARS = 10_000  # longer prompts are cut here before tokenizing (the tokenizer keeps 64 tokens anyway)
+
+
+class PromptEncoder:
+    """MiniLM embeddings of prompts, cached (a stream switches among a few prompts). Thread-safe."""
+
+    def __init__(self, known: dict[str, np.ndarray] | None = None) -> None:
+        self._cache: dict[str, np.ndarray] = dict(known or {})
+        self._lock = threading.Lock()
+        self._model: tuple[Any, Any] | None = None
+
+    def __call__(self, prompt: str) -> np.ndarray:
+        """[384] float32; the zero vector for an empty prompt."""
+        if not isinstance(prompt, str):
+            raise InputError(f"a prompt must be text, got {type(prompt).__name__}")
+        text = " ".join(prompt[:MAX_PROMPT_CHARS].split())
+        if not text:
+            return np.zeros(COND_DIM, np.float32)
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                return hit
+            from framefleet.models.animate.text import embed_prompts, load_minilm
+
+            if self._model is None:
+                self._model = load_minilm()
+            vec = embed_prompts(*self._model, [text])[0].numpy().astype(np.float32)  # [384]
+            if len(self._cache) < 1024:
+                self._cache[text] = vec
+            return vec
+
+
+@dataclass
+class LiveSession:
+    """One stream: its prompt embedding and the previous output it feeds back (float, padded size)."""
+
+    engine: LiveEngine
+    cond: np.ndarray  # [1, 384]
+    prompt: str = ""
+    frames: int = 0
+    _prev_out: np.ndarray | None = field(default=None, repr=False)  # [1, 3, H', W']
+    _prev_in: np.ndarray | None = field(default=None, repr=False)
+
+    def set_prompt(self, prompt: str) -> None:
+        self.cond = self.engine.encode(prompt).reshape(1, -1)
+        self.prompt = prompt
+
+    def set_cond(self, cond: np.ndarray, label: str) -> None:
+        self.cond = np.asarray(cond, np.float32).reshape(1, -1)
+        self.prompt = label
+
+    def reset(self) -> None:
+        self._prev_out = self._prev_in = None
+
+    def step(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """[H, W, 3] uint8 RGB → ([H, W, 3] uint8, milliseconds in the model)."""
+        check_frame(frame)
+        x, (h, w) = pad_to_multiple(to_nchw(frame))  # [1, 3, H', W']
+        if self._prev_out is None or self._prev_out.shape != x.shape:
+            self._prev_out, self._prev_in = x, x  # cold start: the frame is its own previous output
+        t0 = time.perf_counter()
+        out = self.engine.runner.step(self._prev_out, x, self.cond, self._prev_in)  # [1, 3, H', W']
+        ms = (time.perf_counter() - t0) * 1e3
+        self._prev_out, self._prev_in = out, x
+        self.frames += 1
+        return to_hwc(out[:, :, :h, :w]), ms
+
+
+def check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise InputError(f"a frame must be an H×W×3 uint8 RGB image, got {got}")
+    h, w = frame.shape[:2]
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise InputError(f"frame {w}×{h}: each side must be {MIN_SIDE}–{MAX_SIDE} px; scale it before sending")
+
+
+class LiveEngine:
+    """The model (ONNX Runtime session, shared by every stream of a process) and the prompt encoder."""
+
+    def __init__(self, onnx_path: str | Path, looks: dict[str, Any] | None = None, threads: int = 2) -> None:
+        self.path = Path(onnx_path)
+        if not self.path.is_file():
+            raise InputError(f"no live model at {self.path}: pass the folder holding live.onnx and live.json")
+        self.runner = OnnxLive(self.path, threads=threads)
+        self.looks = looks or {}
+        known = {v["prompt"]: np.asarray(v["embedding"], np.float32) for v in self.looks.values()}
+        self.encode = PromptEncoder(known)
+        self.threads = threads
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, threads: int = 2) -> LiveEngine:
+        """The model in `folder` (live.onnx + live.json), by default the shipped one."""
+        root = Path(folder) if folder is not None else WEIGHTS_DIR
+        meta = root / "live.json"
+        looks = json.loads(meta.read_text())["looks"] if meta.is_file() else {}
+        return cls(root / "live.onnx", looks, threads)
+
+    def session(self, prompt: str = "") -> LiveSession:
+        return LiveSession(self, self.encode(prompt).reshape(1, -1), prompt)
+
+    def blend(self, a: str, b: str, t: float) -> np.ndarray:
+        """The embedding (1 − t)·e(a) + t·e(b): the looks blend with it."""
+        if not 0.0 <= t <= 1.0:
+            raise InputError(f"a blend weight must be in [0, 1], got {t}")
+        return ((1 - t) * self.encode(a) + t * self.encode(b)).astype(np.float32)
