@@ -145,3 +145,20 @@ def test_trainer_distils_a_pruned_student_from_a_wide_run(tmp_path: Path) -> Non
     assert student.config == info["config"]
     with pytest.raises(SystemExit):
         train_live.parse_args(["--prune"])
+
+
+# -- the stream's situations in training -----------------------------------------------------------------
+
+
+def test_sampler_draws_cold_starts_and_prompt_switches() -> None:
+    texts = data.look_texts(["thermal", "pencil-sketch"])
+    emb = {t: np.random.default_rng(i).standard_normal(384).astype(np.float32) for i, t in enumerate(texts)}
+    kw = {"names": ["thermal", "pencil-sketch"], "history_aug": False, "blend_prob": 0.0, "identity_prob": 0.0}
+    cold = data.PairSampler(emb, seed=0, cold_start_prob=1.0, switch_prob=0.0, max_frames=8, **kw).batch(3, 32)
+    assert bool(cold.fresh.all()) and torch.equal(cold.prev0, cold.frames[:, 1])
+    switched = data.PairSampler(emb, seed=0, cold_start_prob=0.0, switch_prob=1.0, max_frames=8, **kw).batch(8, 32)
+    assert bool(switched.fresh.all())
+    own = [torch.equal(switched.prev0[i], switched.targets[i, 0]) for i in range(8)]
+    assert not all(own)  # the history comes from a look drawn at random: mostly the other one
+    plain = data.PairSampler(emb, seed=0, cold_start_prob=0.0, switch_prob=0.0, max_frames=8, **kw).batch(3, 32)
+    assert not bool(plain.fresh.any()) and torch.equal(plain.prev0, plain.targets[:, 0])

@@ -7,7 +7,9 @@ embedding, blended targets), or no prompt (`--identity-prob`: the zero embedding
 The student makes two steps:
     out1 = net(frame[t−1], prev0, cond)   prev0 = the teacher's output at t−2, corrupted (history aug)
     out2 = net(frame[t],   prev1, cond)   prev1 = the teacher's output at t−1, corrupted, or, with
-                                          probability --rollout-prob, the student's own out1 (detached)
+                                          probability --rollout-prob per item (always after a
+                                          cold start or a prompt switch: data.py), the student's
+                                          own out1 (detached)
     loss = L1(out1, T[t−1]) + L1(out2, T[t]) + --temporal-weight · mean(M · |out2 − W(out1)|)
            [+ --distill-weight · (L1(out1, wide1) + L1(out2, wide2))   with --distill-from]
 The temporal term is the flow-warped consistency of Lai et al. 2018 (models/live/stability.py): W warps the
@@ -74,7 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--temporal-weight", type=float, default=1.0)
     ap.add_argument("--history-aug", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--rollout-prob", type=float, default=0.25, help="prev at t = the net's own output at t−1")
+    ap.add_argument(
+        "--rollout-prob", type=float, default=0.25, help="per item: prev at t = the net's own output at t−1"
+    )
     ap.add_argument("--blend-prob", type=float, default=0.15)
     ap.add_argument("--identity-prob", type=float, default=0.05)
     ap.add_argument("--looks", nargs="+", default=None, choices=list(looks.LOOKS), help="default: all")
@@ -120,7 +124,8 @@ def losses(
     """The two causal steps of a run and their losses (module docstring)."""
     f, tgt = batch.frames, batch.targets  # [B, 3, 3, S, S]
     out1 = net(f[:, 1], batch.prev0, batch.cond)  # [B, 3, S, S]
-    prev1 = out1.detach() if rollout else batch.prev1
+    own = batch.fresh | (torch.rand(len(batch.fresh)) < args.rollout_prob if rollout else torch.zeros_like(batch.fresh))
+    prev1 = torch.where(own[:, None, None, None], out1.detach(), batch.prev1)  # [B, 3, S, S]: own output or history
     out2 = net(f[:, 2], prev1, batch.cond)  # [B, 3, S, S]
     l1 = F.l1_loss(out1, tgt[:, 1]) + F.l1_loss(out2, tgt[:, 2])
     temporal = (batch.mask * (out2 - warp(out1, batch.flow)).abs()).mean()  # flow-warped consistency
@@ -238,7 +243,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         identity_prob=args.identity_prob,
         max_frames=args.max_frames,
     )
-    rng = np.random.default_rng(args.seed + 7 * start)
+    torch.manual_seed(args.seed + 7 * start)  # the per-item rollout draws
     probe = [sampler.fixed_batch(args.batch, args.size, seed=10_000 + i) for i in range(args.probe_batches)]
     probe_start = probe_loss(net, probe, args)
     print(f"LiveNet width {args.width}: {param_count(net):,} parameters ({weight_bytes(net) / 1e6:.2f} MB fp32)")
@@ -252,7 +257,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         batch = sampler.batch(args.batch, args.size)
-        parts = losses(net, batch, args, rollout=bool(rng.random() < args.rollout_prob), wide=wide)
+        parts = losses(net, batch, args, rollout=True, wide=wide)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -24,9 +24,17 @@ errors would compound (exposure bias). Each corruption, independently with its p
 - JPEG (p 0.3): re-encoded at quality 30–90: blocking and ringing, a quantised or bad output;
 - noise (p 0.5): Gaussian, σ up to 0.03 (in 0–1): grain;
 - colour drift (p 0.3): per-channel gain 0.95–1.05 and offset ±0.02: drift built up over a rollout.
-A cold start (p 0.05, `cold_start`) gives the frame itself as the previous output, as `net.step` does on a
-stream's first frame. The trainer can replace the previous output at t by the student's own (detached)
-output at t−1 (`--rollout-prob`), the last kind of history.
+The trainer can replace the previous output at t by the student's own (detached) output at t−1
+(`--rollout-prob`), the last kind of history.
+
+Two situations of every stream are drawn whatever the augmentation (a first run without them learned to copy
+its previous output and, started cold, stayed close to the camera image):
+- cold start (p 0.25, `cold_start_prob`): the frame itself is the previous output at t−1, as on a stream's
+  first frame (`net.step`, `LiveSession`);
+- prompt switch (p 0.15, `switch_prob`): the previous output at t−1 is another look's (corrupted as history
+  when the augmentation is on), as right after the prompt changed.
+Both are flagged in `Batch.fresh`: the trainer always feeds the student's own output at t−1 as the history
+at t for them, so it learns to go from the camera image, or another look, to this look and stay there.
 """
 
 from __future__ import annotations
@@ -192,6 +200,7 @@ class Batch:
     names: list[str]  # the look of each item ("a+b" for a blend, "" for no prompt)
     flow: torch.Tensor  # [B, 2, S, S]: backward flow t → t−1 (stability.backward_flow), in pixels
     mask: torch.Tensor  # [B, 1, S, S]: where that warp explains frame t (stability.consistency_mask)
+    fresh: torch.Tensor  # [B] bool: a cold start or a prompt switch at t−1 (the history at t is the student's)
 
 
 def _nchw(x: np.ndarray) -> torch.Tensor:
@@ -212,7 +221,8 @@ class PairSampler:
         history_aug: bool = True,
         blend_prob: float = 0.15,
         identity_prob: float = 0.05,
-        cold_start_prob: float = 0.05,
+        cold_start_prob: float = 0.25,
+        switch_prob: float = 0.15,
         clip_prob: float = 0.6,
         max_frames: int | None = None,
     ) -> None:
@@ -221,7 +231,7 @@ class PairSampler:
         self.rng = np.random.default_rng(seed)
         self.aug = HistoryAug() if history_aug else None
         self.blend_prob, self.identity_prob = blend_prob, identity_prob
-        self.cold_start_prob, self.clip_prob = cold_start_prob, clip_prob
+        self.cold_start_prob, self.switch_prob, self.clip_prob = cold_start_prob, switch_prob, clip_prob
         self.clips = [load_clip(c, max_frames) for c in TRAIN_CLIPS]
         self.shots = [shot_ids(c) for c in self.clips]
         self.photos = [read_photo(p) for p in TRAIN_PHOTOS]
@@ -259,7 +269,7 @@ class PairSampler:
         return looks.blend(out, looks.apply(names[1], frame), weights[1]) if len(names) == 2 else out
 
     def batch(self, n: int, size: int) -> Batch:
-        frames, targets, prev0, prev1, conds, labels, flows, masks = [], [], [], [], [], [], [], []
+        frames, targets, prev0, prev1, conds, labels, flows, masks, fresh = [], [], [], [], [], [], [], [], []
         for _ in range(n):
             run = self.run(size)  # [RUN, S, S, 3]
             flow = stability.backward_flow(run[1], run[2])  # [S, S, 2]
@@ -267,8 +277,15 @@ class PairSampler:
             masks.append(stability.consistency_mask(run[1], run[2], flow)[..., None])  # [S, S, 1]
             label, names, weights, cond = self.look()
             tgt = np.stack([self.target(f, names, weights) for f in run])  # [RUN, S, S, 3]
-            cold = self.rng.random() < self.cold_start_prob  # a stream's first frame: itself
-            p0 = run[1].astype(np.float32) / 255.0 if cold else self.history(tgt[0])
+            u = self.rng.random()
+            if u < self.cold_start_prob:  # a stream's first frame: itself
+                p0 = run[1].astype(np.float32) / 255.0
+            elif u < self.cold_start_prob + self.switch_prob:  # the prompt just changed: another look's output
+                other = self.names[int(self.rng.integers(len(self.names)))]
+                p0 = self.history(self.target(run[0], [other], [1.0]))
+            else:
+                p0 = self.history(tgt[0])
+            fresh.append(u < self.cold_start_prob + self.switch_prob)
             frames.append(run)
             targets.append(tgt)
             prev0.append(p0)
@@ -284,6 +301,7 @@ class PairSampler:
             names=labels,
             flow=_nchw(np.stack(flows)),
             mask=_nchw(np.stack(masks)),
+            fresh=torch.tensor(fresh, dtype=torch.bool),
         )
 
     def fixed_batch(self, n: int, size: int, seed: int) -> Batch:
