@@ -16,10 +16,11 @@ camera with sensor noise σ = 2 (what a webcam adds; it makes the per-frame teac
    after warm-up); the speed work as a ladder at 384² (wide net in torch, wide on ONNX Runtime, pruned
    narrow net on ONNX Runtime with basic vs all graph optimisations (fusion), 1 vs 2 threads); the frame's
    budget split into JPEG decode / model / JPEG encode (the server's path).
-2. quality: per look, PSNR and SSIM to the teacher of the shipped student, the wide net and the pruned net
-   before distillation; the flow-warped error E_warp (models/live/stability.py) of the teacher, the student
-   and the input itself; held-out phrasings of each look (never trained on), and 50/50 blends of two prompts
-   against the 50/50 blend of their teachers.
+2. quality: per look the shipped model learned, PSNR and SSIM to the teacher of the shipped student, the wide
+   net, the pruned net before distillation and the input frame itself (what "no model" scores); the
+   flow-warped error E_warp (models/live/stability.py) of the teacher, the student and the input; held-out
+   phrasings of each look (never trained on), matched to the trained looks as the engine does and as the raw
+   embedding; and 50/50 blends of two prompts against the 50/50 blend of their teachers.
 3. drift: a 10,000-frame stream (the hold-out footage looped, the prompt changing every 1,000 frames through
    five looks), with and without history augmentation; PSNR to the teacher every 25 frames.
 4. serve: the WebSocket end to end on loopback (p50/p99 round trip, sustained fps, dropped frames) and how
@@ -55,7 +56,8 @@ OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "training"))
 from train_live import load_net  # noqa: E402
 
-DRIFT_LOOKS = ("pencil-sketch", "warm-sunset", "cartoon", "thermal", "watercolor")
+DRIFT_LOOKS = ("pencil-sketch", "warm-sunset", "cartoon", "thermal", "night-vision")
+BLENDS = (("pencil-sketch", "warm-sunset"), ("thermal", "cartoon"), ("soft-skin", "cool-moonlight"))
 
 
 # -- footage ---------------------------------------------------------------------------------------------
@@ -217,18 +219,27 @@ def bench_quality(engine: LiveEngine, wide: LiveNet | None, tmp: Path) -> dict[s
         cfg = _config_of(engine)
         nets["pruned, not distilled"] = onnx_of(prune(wide, cfg["width"], cfg["mid_width"]), tmp, "pruned")
     per_look: dict[str, Any] = {}
-    for name, lk in tqdm(looks.LOOKS.items(), desc="quality per look"):
+    for name in tqdm(list(engine.looks), desc="quality per look"):  # the looks the shipped model learned
+        lk = looks.LOOKS[name]
         row: dict[str, Any] = {}
         teach = [teacher_stream(name, c) for c in clips]
         row["teacher_ewarp"] = _ewarp(clips, teach)
+        row["input itself (no model)"] = _flat_scores(teach, clips)
         for label, runner in nets.items():
             outs = [list(runner.stream(c, engine.encode(lk.prompt))) for c in clips]
             row[label] = {**_flat_scores(teach, outs), "ewarp": _ewarp(clips, outs)}
         held = [list(engine.runner.stream(c, engine.encode(lk.heldout[0]))) for c in clips]
-        row["student, held-out phrasing"] = {"prompt": lk.heldout[0], **_flat_scores(teach, held)}
+        match = engine.encode.match(lk.heldout[0])
+        row["student, held-out phrasing"] = {
+            "prompt": lk.heldout[0],
+            "matched": match.weights,
+            **_flat_scores(teach, held),
+        }
+        raw = [list(engine.runner.stream(c, engine.encode.embed(lk.heldout[0]))) for c in clips]
+        row["student, held-out phrasing, raw embedding"] = _flat_scores(teach, raw)
         per_look[name] = row
     blends = {}
-    for a, b in (("pencil-sketch", "warm-sunset"), ("thermal", "cartoon"), ("watercolor", "cool-moonlight")):
+    for a, b in BLENDS:
         teach = [teacher_stream((a, b), c) for c in clips]
         cond = engine.blend(looks.LOOKS[a].prompt, looks.LOOKS[b].prompt, 0.5)
         outs = [list(engine.runner.stream(c, cond)) for c in clips]

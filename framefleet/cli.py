@@ -277,6 +277,7 @@ def main() -> None:
     import framefleet.animate_cli
     import framefleet.campaign.commands
     import framefleet.enhance_cli
+    import framefleet.evaluate.commands
     import framefleet.live.commands
     import framefleet.sim.commands  # noqa: F401  (registers simulate and capacity)
 

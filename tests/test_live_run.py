@@ -67,7 +67,7 @@ def test_a_switch_changes_the_frames_from_its_time_on(model: Path, clip: Path, t
     at = switched["prompts"][1]["from_frame"]
     a, b = list(iter_frames(tmp_path / "a.mp4")), list(iter_frames(tmp_path / "b.mp4"))
     diff = [float(np.abs(coarse(x) - coarse(y)).mean()) for x, y in zip(a, b, strict=True)]
-    assert plain["prompts"] == [{"prompt": "warm sunset", "from_frame": 0, "from_s": 0.0}]
+    assert plain["prompts"] == [{"prompt": "warm sunset", "from_frame": 0, "from_s": 0.0, "look": None}]
     assert max(diff[:at]) < 2.5, "frames before the switch changed"  # the same frames, the same encoder
     assert min(diff[at + 2 :]) > 6, "frames after the switch kept the old look"
 
@@ -133,3 +133,15 @@ def test_no_model_is_a_clear_input_error(clip: Path, tmp_path: Path, monkeypatch
     monkeypatch.setattr(engine, "WEIGHTS_DIR", tmp_path / "weights")  # as before the shipped model exists
     with pytest.raises(InputError, match=r"no live model at .*weights: train one with training/train_live.py"):
         load_engine(None, 1)
+
+
+def test_cached_prompt_embeddings_cannot_be_changed_by_a_caller(model: Path) -> None:
+    engine = LiveEngine.load(model, threads=1)
+    vec = engine.encode("pencil sketch")
+    before = vec.copy()
+    with pytest.raises(ValueError):
+        vec[0] = 1.0  # read-only: a caller that scaled its vector in place would change every stream's look
+    assert np.array_equal(engine.encode("pencil sketch"), before)
+    session = engine.session("pencil sketch")
+    out, _ = session.step(np.zeros((32, 32, 3), np.uint8))  # ONNX Runtime takes the read-only vector
+    assert out.shape == (32, 32, 3)

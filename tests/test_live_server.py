@@ -69,7 +69,7 @@ def session(srv: LiveServer, prompt: str | None = None) -> Iterator[ClientConnec
     """An admitted session, its opening prompt message read."""
     with open_ws(srv, prompt) as ws:
         hello = json.loads(ws.recv(timeout=10))
-        assert hello == {"type": "prompt", "prompt": prompt or "", "from_frame": 0}
+        assert hello == {"type": "prompt", "prompt": prompt or "", "from_frame": 0, "look": None, "looks": {}}
         yield ws
 
 
@@ -184,7 +184,7 @@ def test_prompt_change_mid_stream_takes_effect_from_the_reported_frame(
         ws.send(json.dumps({"type": "prompt", "prompt": "thermal camera"}))
         ws.send(frame)
         head, after, others = recv_result(ws)
-        assert others == [{"type": "prompt", "prompt": "thermal camera", "from_frame": 3}]
+        assert others == [{"type": "prompt", "prompt": "thermal camera", "from_frame": 3, "look": None, "looks": {}}]
         assert head["seq"] == 3
     switched = local_look(engine, "warm sunset", [frame] * 4, switch=(3, "thermal camera"))
     unswitched = local_look(engine, "warm sunset", [frame] * 4)

@@ -199,7 +199,16 @@ def load_net(folder: Path) -> LiveNet:
 
 
 def look_embeddings(embeds: dict[str, np.ndarray], names: list[str]) -> dict[str, Any]:
-    return {n: {"prompt": looks.LOOKS[n].prompt, "embedding": embeds[looks.LOOKS[n].prompt].tolist()} for n in names}
+    """Per look: the canonical prompt, its embedding, and the phrasings trained on (the runtime matches a user's
+    prompt against these: live/engine.py)."""
+    return {
+        n: {
+            "prompt": looks.LOOKS[n].prompt,
+            "embedding": embeds[looks.LOOKS[n].prompt].tolist(),
+            "phrasings": list(looks.LOOKS[n].paraphrases),
+        }
+        for n in names
+    }
 
 
 def export(net: LiveNet, args: argparse.Namespace, train_info: dict[str, Any], embeds: Any) -> None:

@@ -74,7 +74,8 @@ def run_cmd(
             f"{report['wall_s']:.1f} s; model ms p50 {lat['p50']:.1f}, p99 {lat['p99']:.1f}"
         )
         for p in report["prompts"]:
-            out.print(f"  from frame {p['from_frame']} ({p['from_s']:.2f} s): {p['prompt'][:80]!r}")
+            look = f" → {p['look']}" if p["look"] else ""
+            out.print(f"  from frame {p['from_frame']} ({p['from_s']:.2f} s): {p['prompt'][:80]!r}{look}")
 
     emit(report, as_json, render)
 

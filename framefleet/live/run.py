@@ -28,6 +28,10 @@ from framefleet.live.engine import MAX_SIDE, MIN_SIDE, LiveEngine
 MAX_SWITCH_PROMPT_CHARS = 20_000
 
 
+def _look(engine: LiveEngine, prompt: str) -> str | None:
+    return engine.encode.match(prompt).look
+
+
 def parse_switches(specs: Sequence[str]) -> list[tuple[float, str]]:
     """`SECONDS:PROMPT` strings → [(seconds, prompt)] sorted by time. The prompt may be empty (pass-through)."""
     switches: list[tuple[float, str]] = []
@@ -90,7 +94,8 @@ def run_file(
 
     `switches`: (seconds from the first frame, prompt) pairs; each takes effect from the first frame at or after
     its time. Report: output, frames, dropped (always 0: every frame of a file is processed), fps, size,
-    latency_ms {p50, p99, max, mean} of the model step, prompts [{prompt, from_frame, from_s}], wall_s."""
+    latency_ms {p50, p99, max, mean} of the model step, prompts [{prompt, from_frame, from_s, look}]
+    (look: the trained look the prompt matched, or null), wall_s."""
     from framefleet._cli import progress_bars
     from framefleet._fs import scratch_file
     from framefleet.media.decode import iter_timed_frames
@@ -107,7 +112,7 @@ def run_file(
     conds = {p: engine.encode(p) for p in [prompt, *(s[1] for s in switches)]}
     session = engine.session(prompt)
     pending = list(switches)
-    applied: list[dict[str, Any]] = [{"prompt": prompt, "from_frame": 0, "from_s": 0.0}]
+    applied: list[dict[str, Any]] = [{"prompt": prompt, "from_frame": 0, "from_s": 0.0, "look": _look(engine, prompt)}]
     latencies: list[float] = []
     times: list[float] = []
 
@@ -119,7 +124,7 @@ def run_file(
             while pending and pending[0][0] <= t + 1e-9:
                 text = pending.pop(0)[1]
                 session.set_cond(conds[text], text)
-                applied.append({"prompt": text, "from_frame": i, "from_s": round(t, 4)})
+                applied.append({"prompt": text, "from_frame": i, "from_s": round(t, 4), "look": _look(engine, text)})
             image, ms = session.step(tf.image)
             latencies.append(ms)
             times.append(t)

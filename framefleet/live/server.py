@@ -14,8 +14,10 @@ Protocol of `/v1/live` (one session = one stream = one `LiveSession`, history ca
   the URL's request line is limited to 8 KB (HTTP 414 beyond): send longer prompts as a control message.
 - Text messages from the client are JSON controls. `{"type": "prompt", "prompt": "..."}` changes the look
   from the next processed frame on; the server confirms with `{"type": "prompt", "prompt": ..., "from_frame":
-  seq}` just before that frame's result. An empty prompt passes frames through; a prompt is cut at 10,000
-  characters (the encoder keeps its first 64 tokens anyway); over 20,000 characters it is refused.
+  seq, "look": name | null, "looks": {name: weight}}` just before that frame's result (`look`: the trained look
+  the prompt matched, live/engine.py; null: none, frames pass through). An empty prompt passes frames through;
+  a prompt is cut at 10,000 characters (the encoder keeps its first 64 tokens anyway); over 20,000 characters
+  it is refused.
 - For each processed frame the server sends the text `{"type": "frame", "seq", "model_ms", "frame_ms",
   "dropped", "rescaled", "width", "height"}` and then the binary JPEG (quality 85) of the output. `frame_ms`
   runs from the frame's arrival to its output being encoded; `dropped` and `rescaled` count this session's
@@ -290,7 +292,7 @@ async def process_loop(stream: Stream) -> None:
         if stream.pending_prompt is not None:
             (prompt, cond), stream.pending_prompt = stream.pending_prompt, None
             stream.session.set_cond(cond, prompt)
-            await stream.send(json.dumps({"type": "prompt", "prompt": prompt, "from_frame": frame.seq}))
+            await stream.send(prompt_message(stream.session.engine, prompt, frame.seq))
 
         def work(image: np.ndarray = frame.image) -> tuple[bytes, float]:
             out, model_ms = stream.session.step(image)
@@ -305,6 +307,14 @@ async def process_loop(stream: Stream) -> None:
         m.frames.inc()
         m.model_ms.observe(model_ms)
         m.frame_ms.observe((time.perf_counter() - frame.received) * 1e3)
+
+
+def prompt_message(engine: LiveEngine, prompt: str, from_frame: int) -> str:
+    """The confirmation of a prompt: from which frame, and which trained look(s) it selected (cached match)."""
+    m = engine.encode.match(prompt)
+    return json.dumps(
+        {"type": "prompt", "prompt": prompt, "from_frame": from_frame, "look": m.look, "looks": m.weights}
+    )
 
 
 @dataclass
@@ -325,7 +335,7 @@ async def serve_stream(
     stream = Stream(ws, session, send_timeout_s, metrics)
     try:
         await ws.accept()
-        await stream.send(json.dumps({"type": "prompt", "prompt": prompt, "from_frame": 0}))
+        await stream.send(prompt_message(engine, prompt, 0))
     except (WebSocketDisconnect, SlowReader, RuntimeError, OSError):
         return  # gone before the first message
     tasks = [

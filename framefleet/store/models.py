@@ -129,3 +129,65 @@ class CampaignRecipient(Base):
     machine: Mapped[str | None] = mapped_column(String(128), nullable=True)
     render_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Study(Base):
+    """A subjective study: side-by-side items over stored variants, rated by people holding rater tokens.
+
+    `config` keeps what the study was built from (assets, variant labels, pairing, seed) and each stimulus'
+    label and metrics, so the analysis reads the study as it was when created."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StudyItem(Base):
+    """One side-by-side comparison: two variants of one asset, sides and order drawn at random. Gold and trap
+    items carry the answer a careful rater gives (`expected`: left | right | same)."""
+
+    __tablename__ = "study_items"
+    __table_args__ = (UniqueConstraint("study_id", "position", name="uq_study_items_position"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))  # "pair" | "gold" | "trap"
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    left_variant_id: Mapped[str] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    right_variant_id: Mapped[str] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    expected: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class StudyRater(Base):
+    """One rater's session: the secret token of their link and the items they see, in their order."""
+
+    __tablename__ = "study_raters"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    items: Mapped[list[str]] = mapped_column(JSONType, default=list)  # item ids, in the order shown
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_vote_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StudyVote(Base):
+    """A rater's answer to one item; at most one per (rater, item), enforced by the database."""
+
+    __tablename__ = "study_votes"
+    __table_args__ = (UniqueConstraint("rater_id", "item_id", name="uq_study_votes_rater_item"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    rater_id: Mapped[str] = mapped_column(ForeignKey("study_raters.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(ForeignKey("study_items.id", ondelete="CASCADE"))
+    left_score: Mapped[int] = mapped_column(Integer)
+    right_score: Mapped[int] = mapped_column(Integer)
+    preference: Mapped[str] = mapped_column(String(8))  # "left" | "right" | "same"
+    artifacts: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

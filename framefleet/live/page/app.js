@@ -17,7 +17,7 @@ const outputCtx = output.getContext("2d");
 const stats = {
   framesSent: 0, framesReceived: 0, lastRoundTripMs: null, lastModelMs: null, lastFrameMs: null,
   dropped: 0, rescaled: 0, errors: 0, lastError: null, fps: 0,
-  prompt: $("prompt").value, confirmedPrompt: null, fromFrame: null, connected: false, width: 0, height: 0,
+  prompt: $("prompt").value, confirmedPrompt: null, look: null, fromFrame: null, connected: false, width: 0, height: 0,
 };
 window.liveStats = stats;
 
@@ -37,7 +37,7 @@ function showStats() {
     `fps ${stats.fps.toFixed(1)}   round trip ${ms(stats.lastRoundTripMs)} ms   model ${ms(stats.lastModelMs)} ms` +
     `   server ${ms(stats.lastFrameMs)} ms\nsent ${stats.framesSent}   received ${stats.framesReceived}` +
     `   dropped ${stats.dropped}   rescaled ${stats.rescaled}   errors ${stats.errors}` +
-    `\nlook ${JSON.stringify(stats.confirmedPrompt)} from frame ${stats.fromFrame ?? "–"}` +
+    `\nprompt ${JSON.stringify(stats.confirmedPrompt)} → look ${stats.look ?? "none"} from frame ${stats.fromFrame ?? "–"}` +
     (stats.lastError ? `\nlast error: ${stats.lastError}` : "");
 }
 
@@ -84,6 +84,7 @@ function onMessage(ev) {
     answer(msg.seq);
   } else if (msg.type === "prompt") {
     stats.confirmedPrompt = msg.prompt;
+    stats.look = msg.look;
     stats.fromFrame = msg.from_frame;
   } else if (msg.type === "error") {
     stats.errors += 1;
