@@ -28,13 +28,18 @@ config, the run's settings and losses, the canonical prompts of the looks with t
 live.onnx (unless --no-onnx), checkpoint.safetensors.
 
     .venv/bin/python training/train_live.py --steps 20 --size 64 --batch 2 --threads 1 --out /tmp/live-smoke
-    .venv/bin/python training/train_live.py --width 48 --size 192 --batch 8 --steps 6000 --minutes 120 \
-        --out training/runs/live                      # the shipped width (1.04 M parameters, 4.2 MB)
-    .venv/bin/python training/train_live.py --width 96 --size 192 --batch 8 --steps 3000 --minutes 180 \
-        --out training/runs/live-wide                 # the wide net (3.6 M, 14.6 MB: a teacher, not shipped)
-Cost (measured for width 48, 192², batch 8, one thread, while another job shared the 2-core CPU): ~0.2 s
-of data (teachers included) and ~0.6–0.8 s of net per step: 6,000 steps ≈ 1.5 h at that rate (two
-threads not measured yet); the wide net costs ~3.5× the FLOPs per step.
+The shipped model (2026-12-07, on this 2-core CPU; LOOKS="pencil-sketch soft-skin crisp-detail cartoon
+warm-sunset cool-moonlight thermal night-vision"):
+    .venv/bin/python training/train_live.py --width 48 --mid-width 96 --size 128 --batch 8 --steps 14000 \
+        --minutes 45 --threads 2 --looks $LOOKS --out training/runs/live-wide           # the wide net, ~32 min
+    .venv/bin/python training/train_live.py --width 32 --mid-width 64 --size 128 --batch 8 --steps 5000 \
+        --minutes 22 --threads 1 --looks $LOOKS --distill-from training/runs/live-wide --prune \
+        --out training/runs/live                                  # pruned + distilled: shipped, ~15 min
+    (the same with --no-history-aug --rollout-prob 0 --out training/runs/live-noha: the drift baseline,
+     run side by side with the one above, one thread each)
+    cp training/runs/live/live.{onnx,json,safetensors} framefleet/models/live/weights/
+Cost: ~7 steps/s for the wide net with two threads, ~5 steps/s for the narrow one (distillation included)
+with one thread while the other run used the second core.
 (the same command with --resume continues a run that stopped.)
 """
 
