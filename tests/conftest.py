@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import struct
 import subprocess
 import sys
@@ -86,6 +87,32 @@ def store(settings: Settings) -> Iterator[Store]:
     s = Store.open(settings)
     yield s
     s.close()
+
+
+@pytest.fixture
+def sqlite_store(home: Path) -> Iterator[Store]:
+    """The embedded default store (SQLite under $FRAMEFLEET_HOME), for tests that need one database only."""
+    s = Store.open(Settings.from_env())
+    yield s
+    s.close()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium() -> Path:
+    """Debian's Chromium for the browser tests (never `playwright install`): installed with apt-get when missing
+    and running as root, else the test is skipped with the reason."""
+    if CHROMIUM.is_file():
+        return CHROMIUM
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=600, env=env)
+        subprocess.run(["apt-get", "install", "-y", "chromium", "chromium-driver"],
+                       check=False, capture_output=True, timeout=900, env=env)  # fmt: skip
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root)")
+    return CHROMIUM
 
 
 def count_rows(store: Store) -> dict[str, int]:

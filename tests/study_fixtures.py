@@ -3,13 +3,9 @@ the original's bytes, so no model runs) and a study over it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from framefleet.config import Settings
@@ -42,21 +38,3 @@ def table_counts(store: Store, tables: tuple[str, ...] = (*STUDY_TABLES, "varian
 
 def good_vote(item: str, **change: Any) -> dict[str, Any]:
     return {"item": item, "left_score": 4, "right_score": 2, "preference": "left", "artifacts": ["blur"], **change}
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def chromium() -> Path:
-    """Debian's Chromium (never `playwright install`): installed with apt-get when missing and running as root,
-    else the test is skipped with the reason (the rule of tests/test_live_browser.py)."""
-    if CHROMIUM.is_file():
-        return CHROMIUM
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=600, env=env)
-        subprocess.run(["apt-get", "install", "-y", "chromium", "chromium-driver"],
-                       check=False, capture_output=True, timeout=900, env=env)  # fmt: skip
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root)")
-    return CHROMIUM

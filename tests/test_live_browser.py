@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +20,8 @@ from framefleet.live.engine import LiveEngine
 from framefleet.live.server import create_app
 from framefleet.media import iter_frames, sample_path
 
+from conftest import chromium
 from live_fixtures import LiveServer, tiny_live_model, write_y4m
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 # the residual (output − input) of both canvases, per channel, and the mean absolute difference
 CANVAS_STATS = """() => {
@@ -38,19 +34,6 @@ CANVAS_STATS = """() => {
   const n = a.length / 4;
   return {residual: res.map((v) => v / n), mad: mad / (3 * n)};
 }"""
-
-
-def _chromium() -> Path:
-    if CHROMIUM.is_file():
-        return CHROMIUM
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=600, env=env)
-        subprocess.run(["apt-get", "install", "-y", "chromium", "chromium-driver"],
-                       check=False, capture_output=True, timeout=900, env=env)  # fmt: skip
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root)")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +84,7 @@ def test_the_page_streams_the_camera_and_follows_a_new_prompt(
     camera_clip: Path, clip_frames: list[np.ndarray], server: LiveServer
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install 'framefleet[dev]' (playwright)")
-    chromium = _chromium()
+    chromium_path = chromium()
     args = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -111,7 +94,7 @@ def test_the_page_streams_the_camera_and_follows_a_new_prompt(
         "--disable-dev-shm-usage",
     ]
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=args)
+        browser = pw.chromium.launch(executable_path=str(chromium_path), headless=True, args=args)
         try:
             page = browser.new_page()
             problems: list[str] = []

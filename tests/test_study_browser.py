@@ -7,7 +7,6 @@ installs it with apt-get if it runs as root, and is skipped with the reason othe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,9 @@ from framefleet.evaluate.study import StudySpec, create_study
 from framefleet.store import Store
 from framefleet.store.studies import StudyStore
 
-from conftest import write_clip
+from conftest import chromium, write_clip
 from live_fixtures import LiveServer
-from study_fixtures import chromium, study_asset
-
-
-@pytest.fixture
-def sqlite_store(home: Path) -> Iterator[Store]:
-    s = Store.open(Settings.from_env())
-    yield s
-    s.close()
+from study_fixtures import study_asset
 
 
 def test_rate_submit_reload_resume(sqlite_store: Store, tmp_path: Path) -> None:

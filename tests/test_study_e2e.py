@@ -5,10 +5,8 @@ an "always 5" rater), then analysed by `framefleet study results --json`."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from framefleet.config import Settings
@@ -24,13 +22,6 @@ from framefleet.tasks.ingest import ingest
 from conftest import one_json, run_cli
 
 TRUTH = {"original": 2.0, "bicubic": 3.0, "espcn": 4.2, "trap": 1.0}  # planted quality per variant label
-
-
-@pytest.fixture
-def sqlite_store(home: Path) -> Iterator[Store]:
-    s = Store.open(Settings.from_env())
-    yield s
-    s.close()
 
 
 def test_real_study_answered_by_simulated_raters(sqlite_store: Store, tmp_path: Path) -> None:
