@@ -70,6 +70,48 @@ def test_outlier_rule_alone_catches_spammers_without_gold_items() -> None:
     assert sum(not screens[r].kept for r in truth.honest) <= 1
 
 
+def test_bradley_terry_intervals_separate_the_best_from_the_worst(ranked) -> None:
+    """Rater-bootstrap percentile intervals: the truly best variant's interval lies above the truly worst's, each
+    point estimate lies inside its own interval, and the reported settings say how the interval was made."""
+    _votes, truth, res = ranked
+    order = truth.variant_order()
+    worst, best = res.variant(order[0]), res.variant(order[-1])
+    assert best.bt_ci_low is not None and worst.bt_ci_high is not None
+    assert best.bt_ci_low > worst.bt_ci_high, (best, worst)
+    for v in res.variants:
+        assert v.bt_ci_low is not None and v.bt_ci_high is not None
+        assert v.bt_ci_low <= v.bradley_terry <= v.bt_ci_high, v
+        assert v.bt_ci_high - v.bt_ci_low < 1.0  # 15 kept raters × 24 pairs: a usable interval, not the real line
+    assert "bootstrap over" in res.settings["bradley_terry"]
+    d = res.to_dict()["variants"][0]
+    assert {"bradley_terry", "bt_ci_low", "bt_ci_high"} <= set(d)
+
+
+def test_bradley_terry_dense_fit_equals_choix_on_the_vote_list(ranked) -> None:
+    """The matrix fit (what the bootstrap refits) is the fit of the vote list: decisive votes twice, "same" once
+    each way."""
+    import choix
+
+    votes, truth, res = ranked
+    names = [v.variant for v in res.variants]
+    vi, kept, data = {n: k for k, n in enumerate(names)}, set(res.kept_raters), []
+    for v in votes:
+        if v.kind == "pair" and v.rater in kept:
+            a, b = vi[truth.stimuli[v.left].variant], vi[truth.stimuli[v.right].variant]
+            data += [(a, b), (b, a)] if v.preference == "same" else [(a, b) if v.preference == "left" else (b, a)] * 2
+    params = choix.ilsr_pairwise(len(names), data, alpha=0.01)
+    params -= params.mean()
+    assert [res.variant(n).bradley_terry for n in names] == pytest.approx(list(params), abs=1e-6)
+
+
+def test_bradley_terry_without_enough_raters_has_no_interval() -> None:
+    ids = ["a/original", "a/espcn"]
+    votes = [Vote("r1", f"i{k}", ids[0], ids[1], 3, 4, "right") for k in range(3)]
+    res = analyse(votes, _stim(ids), n_boot=200)
+    assert res.variant("espcn").bradley_terry > 0
+    assert res.variant("espcn").bt_ci_low is None and res.variant("espcn").bt_ci_high is None
+
+
 def test_gold_and_trap_scores_never_enter_the_mos(ranked) -> None:
     votes, _truth, res = ranked
     assert all(s.variant != "trap" for s in res.stimuli)
@@ -184,7 +226,7 @@ def test_to_dict_is_json_and_plots_are_written(ranked, tmp_path: Path) -> None:
     assert {r["rater"] for r in d["raters"] if not r["kept"]} == set(d["rejected_raters"])
     paths = plot_results(res, tmp_path)
     names = {p.name for p in paths}
-    assert {"mos.png", "preferences.png", "metric-vmaf.png", "gain.png"} <= names
+    assert {"mos.png", "bradley-terry.png", "preferences.png", "metric-vmaf.png", "gain.png"} <= names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from framefleet.evaluate.study import CreatedStudy, StudySpec, create_study
 from framefleet.store import Store
 from framefleet.store.studies import StudyStore
 
-from conftest import one_json, run_cli, write_clip
+from conftest import files_under, one_json, run_cli, write_clip
 from study_fixtures import STUDY_TABLES, good_vote, study_asset, table_counts
 
 
@@ -137,6 +138,68 @@ def test_a_bad_study_writes_nothing(
     with pytest.raises((InputError, NotFound), match=message):
         create_study(store, StudySpec(name="bad", assets=assets or [asset_id], variants=variants))
     assert table_counts(store) == before
+
+
+@pytest.mark.parametrize("failure", ["transaction", "measurement"])
+def test_a_failed_create_leaves_no_trap_copy_behind(
+    store: Store, asset_id: str, settings: Settings, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """The trap copy is encoded before the study is written; whichever later step fails (the database
+    transaction, after the trap's blob was stored and its row flushed, or the stimulus measurement), no row, no
+    blob and no scratch file of it remains."""
+    import framefleet.evaluate.study as study_mod
+    import framefleet.quality
+
+    before_rows, before_files = table_counts(store), set(files_under(settings.blob_dir, settings.tmp_dir))
+    if failure == "transaction":  # every rater gets the same token: the unique constraint fails the commit
+        monkeypatch.setattr(study_mod.secrets, "token_urlsafe", lambda _n=None: "one-token-for-all")
+        expected: type[BaseException] = sa.exc.IntegrityError
+    else:
+
+        def broken_metric(_path: Path) -> Any:
+            raise RuntimeError("no-reference model failed")
+
+        monkeypatch.setattr(framefleet.quality, "estimate_quality", broken_metric)
+        expected = RuntimeError
+    spec = StudySpec(name="fails", assets=[asset_id], variants=["original", "espcn"], traps=1, raters_per_item=2,
+                     measure=failure == "measurement")  # fmt: skip
+    with pytest.raises(expected):
+        create_study(store, spec, settings)
+    assert table_counts(store) == before_rows and all(table_counts(store)[t] == 0 for t in STUDY_TABLES)
+    assert set(files_under(settings.blob_dir, settings.tmp_dir)) == before_files
+    monkeypatch.undo()
+    created = create_study(store, replace(spec, measure=False), settings)  # and the next try works
+    assert table_counts(store)["variants"] == before_rows["variants"] + 1
+    assert any(i.kind == "trap" for i in created.items)
+
+
+def test_a_trap_copy_stored_concurrently_is_reused(
+    store: Store, asset_id: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another creation stores the same trap copy while this one encodes its own: the insert of the second copy
+    fails on the (asset, producer) constraint, nothing of it stays, and the creation is retried with the stored one."""
+    import framefleet.evaluate.study as study_mod
+    from framefleet.tasks._variants import store_variant
+
+    real, calls = study_mod.encode_trap, []
+
+    def racing(st: Store, original: Any, folder: Path) -> Any:
+        calls.append(original.id)
+        theirs = real(st, original, folder)  # the concurrent creator's copy, stored while ours is encoded
+        ref = st.blobs.put_file(theirs.path, move=True)
+        store_variant(st, study_mod._trap_row(theirs, ref), new_blob=ref.created)
+        return real(st, original, folder)
+
+    monkeypatch.setattr(study_mod, "encode_trap", racing)
+    before_rows, before_files = table_counts(store), set(files_under(settings.blob_dir))
+    spec = StudySpec(name="race", assets=[asset_id], variants=["original", "espcn"], traps=1, measure=False)
+    created = create_study(store, spec, settings)
+    assert len(calls) == 1 and table_counts(store)["studies"] == 1
+    assert table_counts(store)["variants"] == before_rows["variants"] + 1  # one trap copy, the first one stored
+    assert len(set(files_under(settings.blob_dir)) - before_files) == 1
+    trap = next(i for i in created.items if i.kind == "trap")
+    broken = trap.right_variant_id if trap.expected == "left" else trap.left_variant_id
+    assert store.get_variant(broken).producer_model == "study-trap"
 
 
 # --- HTTP API -----------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
     GET  /v1/rate/{token}/next                  the next unanswered item, or {"done": true}
     POST /v1/rate/{token}/votes                 one answer (JSON), stored at once
     GET  /v1/rate/{token}/items/{item}/{side}   the video on that side (left | right) of one of the rater's items
+    GET  /v1/studies/{study_id}/results         the analysis as JSON (`evaluate/report.py`: Report.to_dict)
+    GET  /studies/{study_id}/results            the same as a self-contained HTML page (inline SVG plots)
 
 `next` answers `{"done": false, "item": ID, "left_url": ..., "right_url": ..., "progress": {"answered": N,
 "total": M}, "study": NAME}`; when every item is answered, `{"done": true, "progress": ...}`. The item's kind
@@ -18,6 +20,12 @@ Errors are `{"error": {"type", "reason", "message"}}`: 404 `unknown_token` (no s
 stands, nothing is counted twice); 422 `invalid_vote` (a score outside 1–5, an unknown preference or artifact, a
 missing or unknown field); 400 `malformed_json` (the body is not a JSON object). A client's mistake is never a 500.
 
+The results name the variants and the raters (by id): they unblind the study. `add_study_routes(app, store,
+authorize_results=...)` puts them behind a check (the gateway asks for an admin key); `study serve` leaves them
+open, like the rest of that local server. An unknown study is 404 `not_found`; a study with no votes yet is 200
+with `"ready": false` and the reason in `"message"` (the page says so). The analysis runs once per vote count
+(votes are only ever added) and is reused until a new vote arrives.
+
     app = create_study_app(Store.open())      # uvicorn.run(app, port=8800); or add_study_routes(gateway_app, store)
 """
 
@@ -27,7 +35,7 @@ import asyncio
 import html
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -38,6 +46,9 @@ from framefleet.serve.http import error_response, parse_json_object
 from framefleet.store import Store
 from framefleet.store.studies import StudyStore
 
+if TYPE_CHECKING:  # the analysis stack (numpy, scipy, matplotlib) loads on the first results request only
+    from framefleet.evaluate.report import Report
+
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 PAGE_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 MAX_VOTE_BYTES = 16 * 1024
@@ -45,8 +56,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "the body is not a JSON object (reason malformed_json)"},
     404: {"description": "unknown rater token (reason unknown_token) or an item not in the session (not_found)"},
     409: {"description": "the item is already answered (reason already_voted); the first answer stands"},
+    413: {"description": "a vote body over 16 KB (reason too_large)"},
     422: {"description": "a field is missing or out of range (reason invalid_vote)"},
 }
+RESULTS_ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "no such study (reason not_found)"}}
+RESULTS_CACHE = 8  # studies whose last analysis is kept
 
 
 def _error(e: FramefleetError) -> JSONResponse:
@@ -72,8 +86,9 @@ def _progress(answered: int, total: int) -> dict[str, int]:
     return {"answered": answered, "total": total}
 
 
-def add_study_routes(app: FastAPI, store: Store) -> None:
-    """Add the rating API and page to `app` (the study server's own app, or the gateway's)."""
+def add_study_routes(app: FastAPI, store: Store, *, authorize_results: Callable[[Request], None] | None = None) -> None:
+    """Add the rating API and page, and the results (JSON and page), to `app` (the study server's own app, or the
+    gateway's). `authorize_results(request)` raises a FramefleetError (say, Unauthorized) to refuse the results."""
     ss = StudyStore(store)
 
     @_guarded
@@ -136,6 +151,70 @@ def add_study_routes(app: FastAPI, store: Store) -> None:
                       summary="The video on one side (left | right) of an item of the rater's session")  # fmt: skip
     app.add_api_route("/rate/{token}", page, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
     app.add_api_route("/rate-assets/{name}", asset, methods=["GET"], include_in_schema=False)
+    _add_results_routes(app, store, authorize_results)
+
+
+class _ResultsCache:
+    """The last report (and its page) per study, keyed by the study's vote count; one analysis at a time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.ss = store, StudyStore(store)
+        self.lock = asyncio.Lock()
+        self.entries: dict[str, tuple[int, Report, str | None]] = {}
+
+    async def get(self, study_id: str, *, page: bool) -> tuple[Report, str | None]:
+        from framefleet.evaluate.report import build_report, render_html
+
+        async with self.lock:
+            await asyncio.to_thread(self.ss.get, study_id)  # NotFound first
+            version = await asyncio.to_thread(self.ss.vote_count, study_id)
+            cached = self.entries.get(study_id)
+            if cached is None or cached[0] != version:
+                report = await asyncio.to_thread(build_report, self.store, study_id)
+                cached = (report.n_votes, report, None)
+            if page and cached[2] is None:
+                cached = (cached[0], cached[1], await asyncio.to_thread(render_html, cached[1]))
+            self.entries.pop(study_id, None)
+            self.entries[study_id] = cached
+            while len(self.entries) > RESULTS_CACHE:
+                self.entries.pop(next(iter(self.entries)))
+            return cached[1], cached[2]
+
+
+def _error_page(status: int, title: str, message: str) -> HTMLResponse:
+    body = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1><p>{html.escape(message)}"
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _add_results_routes(app: FastAPI, store: Store, authorize: Callable[[Request], None] | None) -> None:
+    cache = _ResultsCache(store)
+
+    @_guarded
+    async def results_json(study_id: str, request: Request) -> Response:
+        if authorize is not None:
+            authorize(request)
+        report, _ = await cache.get(study_id, page=False)
+        return JSONResponse(report.to_dict(), headers={"Cache-Control": "no-store"})
+
+    async def results_page(study_id: str, request: Request) -> Response:
+        try:
+            if authorize is not None:
+                authorize(request)
+            _, text = await cache.get(study_id, page=True)
+        except NotFound as e:
+            return _error_page(404, "Unknown study", e.message)
+        except FramefleetError as e:
+            return _error_page(e.http_status, "Results unavailable", e.message)
+        return HTMLResponse(text or "", headers={"Cache-Control": "no-store"})
+
+    responses = dict(RESULTS_ERRORS)
+    if authorize is not None:
+        responses[401] = {"description": "the results need an admin key (reason bad_key)"}
+    app.add_api_route("/v1/studies/{study_id}/results", results_json, methods=["GET"], responses=responses,
+                      summary="A study's analysis: screening, MOS ± CI, preferences, Bradley–Terry ± CI, metrics, "
+                      "gain and the gate (ready: false until it has votes)")  # fmt: skip
+    app.add_api_route("/studies/{study_id}/results", results_page, methods=["GET"], response_class=HTMLResponse,
+                      include_in_schema=False)  # fmt: skip
 
 
 VOTE_SCHEMA: dict[str, Any] = {
@@ -154,7 +233,7 @@ VOTE_SCHEMA: dict[str, Any] = {
 
 
 def create_study_app(store: Store) -> FastAPI:
-    """The study server (`framefleet study serve`): the rating page and API, and /health."""
+    """The study server (`framefleet study serve`): the rating page and API, the results, and /health."""
     app = FastAPI(title="framefleet studies", version="1", docs_url=None, redoc_url=None,
                   description="Side-by-side rating of video variants. Every error body is {error: {type, reason, "
                   "message}}.")  # fmt: skip

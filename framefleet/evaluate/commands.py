@@ -2,7 +2,7 @@
 
 framefleet study create --name sr-1 --asset A1 --asset A2 --variants original,espcn,bicubic --gold 2 --json
 framefleet study serve --port 8800          # raters open http://127.0.0.1:8800/rate/<token>
-framefleet study results STUDY_ID --json --plot plots/
+framefleet study results STUDY_ID --json --plot plots/ --html results.html
 framefleet study export STUDY_ID -o votes.csv
 """
 
@@ -123,30 +123,34 @@ def export_cmd(
 def results_cmd(
     study_id: Annotated[str, typer.Argument(metavar="STUDY_ID")],
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the plots (PNG) into this folder.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the results page (one self-contained HTML file) here.")
+    ] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Screen raters, MOS with confidence intervals, rater model, Bradley–Terry, metric correlations, gain by
-    input quality and the gate threshold it suggests (against quality/gate.py's current one)."""
+    """Screen raters, MOS with confidence intervals, rater model, Bradley–Terry with intervals, metric
+    correlations, gain by input quality and the gate threshold it suggests (against quality/gate.py's current one)."""
 
     def body() -> dict[str, Any]:
-        from framefleet.evaluate.stats import analyse
-        from framefleet.evaluate.study import ORIGINAL, analysis_inputs
-        from framefleet.quality.gate import GateThresholds
+        from framefleet.evaluate.report import build_report, render_html, write_html
         from framefleet.store import Store
 
-        votes, stimuli = analysis_inputs(Store.open(), study_id)
-        if not votes:
-            raise InputError(f"study {study_id} has no votes yet; share its rating links (`framefleet study serve`)")
-        results = analyse(votes, stimuli, baseline=ORIGINAL, gate_threshold=GateThresholds().min_quality,
-                          n_boot=n_boot, seed=seed)  # fmt: skip
-        payload: dict[str, Any] = {"study": study_id, **results.to_dict()}
+        if html is not None and (html.is_dir() or not html.resolve().parent.is_dir()):
+            raise InputError(f"--html {html}: give a file in an existing folder, such as results.html")
+        report = build_report(Store.open(), study_id, n_boot=n_boot, seed=seed)
+        if report.results is None:
+            why = "has no votes yet; share its rating links (`framefleet study serve`)"
+            raise InputError(f"study {study_id} {why}" if not report.n_votes else f"study {study_id}: {report.message}")
+        payload: dict[str, Any] = report.to_dict()
         if plot is not None:
             from framefleet.evaluate.plots import plot_results
 
             plot.mkdir(parents=True, exist_ok=True)
-            payload["plots"] = [str(p) for p in plot_results(results, plot)]
+            payload["plots"] = [str(p) for p in plot_results(report.results, plot)]
+        if html is not None:
+            payload["html"] = str(write_html(render_html(report), html))
         return payload
 
     payload = run(as_json, body)
@@ -155,12 +159,18 @@ def results_cmd(
 
 def _render_results(payload: dict[str, Any]) -> None:
     t = Table(title=f"study {payload['study']}: variants", title_justify="left")
-    for col in ("variant", "MOS", "95% CI", "votes"):
+    for col in ("variant", "MOS", "95% CI", "votes", "Bradley–Terry", "95% CI "):
         t.add_column(col, justify="left" if col == "variant" else "right")
+
+    def ci(lo: Any, hi: Any) -> str:
+        return f"{lo:.2f}–{hi:.2f}" if isinstance(lo, float) and isinstance(hi, float) else "-"
+
     for v in payload.get("variants", []):
-        mos, lo, hi = v.get("mos"), v.get("ci_low"), v.get("ci_high")
-        ci = f"{lo:.2f}–{hi:.2f}" if isinstance(lo, float) and isinstance(hi, float) else "-"
-        t.add_row(str(v.get("variant")), f"{mos:.2f}" if isinstance(mos, float) else "-", ci, str(v.get("n_scores")))
+        mos, bt = v.get("mos"), v.get("bradley_terry")
+        t.add_row(str(v.get("variant")), f"{mos:.2f}" if isinstance(mos, float) else "-",
+                  ci(v.get("ci_low"), v.get("ci_high")), str(v.get("n_scores")),
+                  f"{bt:+.2f}" if isinstance(bt, float) else "-",
+                  ci(v.get("bt_ci_low"), v.get("bt_ci_high")))  # fmt: skip
     out.print(t)
     raters = payload.get("raters", [])
     rejected = [r for r in raters if not r.get("kept", True)]
@@ -169,6 +179,8 @@ def _render_results(payload: dict[str, Any]) -> None:
         out.print(f"  {r.get('rater')}: {r.get('reasons')}")
     for p in payload.get("plots", []):
         out.print(f"plot: {p}")
+    if payload.get("html"):
+        out.print(f"page: {payload['html']}")
 
 
 @study_app.command("serve")
@@ -176,7 +188,8 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Bind address (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = DEFAULT_PORT,
 ) -> None:
-    """Serve the rating page (/rate/<token>) and its API (/v1/rate/...) until Ctrl-C (see docs/evaluate.md)."""
+    """Serve the rating page (/rate/<token>), its API (/v1/rate/...) and the results pages (/studies/<id>/results)
+    until Ctrl-C (see docs/evaluate.md)."""
 
     def body() -> None:
         import uvicorn
@@ -187,7 +200,8 @@ def serve_cmd(
         if not 1 <= port <= 65535:
             raise InputError(f"--port {port}: give 1 to 65535")
         server_app = create_study_app(Store.open())
-        out.print(f"studies: rating links http://{host}:{port}/rate/<token>, API /v1/rate/<token>/next")
+        out.print(f"studies: rating links http://{host}:{port}/rate/<token>, API /v1/rate/<token>/next, "
+                  f"results http://{host}:{port}/studies/<study id>/results")  # fmt: skip
         uvicorn.run(server_app, host=host, port=port, log_level="warning")
 
     run(False, body)

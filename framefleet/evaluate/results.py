@@ -39,6 +39,8 @@ class VariantResult:
     bradley_terry: float | None  # log-strength, mean 0 over variants
     n_shown: int  # times a kept rater saw this variant in a pair item
     artifact_rates: dict[str, float]  # flag -> share of showings flagged
+    bt_ci_low: float | None = None  # percentile bootstrap 95 % over kept raters (evaluate/preference.py)
+    bt_ci_high: float | None = None
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@
 (c) the MLE subjective model of Li & Bampis 2017 (ITU-T P.913 §12.6, P.910 Annex E): u_ij = x_j + b_i + v_i·ε,
     solved by Netflix's `sureal` (MaximumLikelihoodEstimationModelContentOblivious) over the kept raters: the
     clip quality x_j with its standard error, each rater's bias b_i and inconsistency v_i;
-(d) Bradley–Terry log-strengths per variant from the preferences (`choix.ilsr_pairwise`, regularised by
-    `BT_ALPHA` so a variant that never wins stays finite). "same" counts as half a win for each side: every
-    decisive vote enters twice, every "same" once in each direction (the usual ties-as-half-wins convention);
-    and the preference matrix (share preferring row over column, "same" as ½, and the counts);
+(d) Bradley–Terry log-strengths per variant from the preferences (`preference.py`: `choix.ilsr_pairwise_dense`,
+    regularised by `BT_ALPHA` so a variant that never wins stays finite), with percentile-bootstrap 95 % intervals
+    over raters. "same" counts as half a win for each side: every decisive vote enters twice, every "same" once
+    in each direction (the usual ties-as-half-wins convention); and the preference matrix (share preferring row
+    over column, "same" as ½, and the counts);
 (e) artifact flag rates per variant;
 (f) PLCC, SROCC, KROCC (scipy.stats) of each metric in `Stimulus.metrics` against the per-stimulus MOS and the
     MLE quality (VQEG practice, without the logistic fit: n is small);
@@ -41,11 +42,11 @@ import numpy as np
 from scipy import stats as sps
 
 from framefleet.errors import InputError
+from framefleet.evaluate.preference import BT_ALPHA, bradley_terry
 from framefleet.evaluate.results import (
     Correlation,
     GainBucket,
     GainResult,
-    PreferenceMatrix,
     RaterModel,
     StimulusResult,
     StudyResults,
@@ -54,10 +55,10 @@ from framefleet.evaluate.results import (
 from framefleet.evaluate.screening import Stimulus, Vote, screen_raters, validate
 
 BUCKET_EDGES = (0.0, 20.0, 40.0, 60.0, 80.0, 100.0)  # input quality on the estimated-VMAF scale
-BT_ALPHA = 0.01  # L2 regularisation of the Bradley–Terry fit
 CI = (2.5, 97.5)
 
-__all__ = ["BUCKET_EDGES", "Stimulus", "StudyResults", "Vote", "analyse", "mos_table", "screen_raters"]
+__all__ = ["BT_ALPHA", "BUCKET_EDGES", "Stimulus", "StudyResults", "Vote", "analyse", "bradley_terry", "mos_table",
+           "screen_raters"]  # fmt: skip
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -193,48 +194,6 @@ def fit_mle(t: ScoreTable, stimuli: Mapping[str, Stimulus]) -> dict[str, Any] | 
     if not np.all(np.isfinite(res["quality_scores"])):
         return None
     return res
-
-
-def bradley_terry(
-    votes: Sequence[Vote], stimuli: Mapping[str, Stimulus], kept: set[str], variants: list[str]
-) -> tuple[dict[str, float], PreferenceMatrix]:
-    import choix
-
-    vi = {v: n for n, v in enumerate(variants)}
-    k = len(variants)
-    wins = np.zeros((k, k), dtype=int)
-    ties = np.zeros((k, k), dtype=int)
-    data: list[tuple[int, int]] = []  # (winner, loser)
-    for v in votes:
-        if v.kind != "pair" or v.rater not in kept:
-            continue
-        a, b = vi[stimuli[v.left].variant], vi[stimuli[v.right].variant]
-        if a == b:
-            continue
-        if v.preference == "same":
-            ties[a, b] += 1
-            ties[b, a] += 1
-            data += [(a, b), (b, a)]
-        else:
-            w, lo = (a, b) if v.preference == "left" else (b, a)
-            wins[w, lo] += 1
-            data += [(w, lo), (w, lo)]
-    count = wins + wins.T + ties
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(count > 0, (wins + 0.5 * ties) / count, np.nan)
-    scores: dict[str, float] = {}
-    if data and k >= 2:
-        params = choix.ilsr_pairwise(k, data, alpha=BT_ALPHA)
-        params = params - params.mean()
-        scores = {v: float(params[n]) for n, v in enumerate(variants) if count[n].sum() > 0}
-    matrix = PreferenceMatrix(
-        variants,
-        [[None if np.isnan(x) else float(x) for x in row] for row in share],
-        count.tolist(),
-        wins.tolist(),
-        ties.tolist(),
-    )
-    return scores, matrix
 
 
 def artifact_rates(
@@ -386,7 +345,7 @@ def analyse(
         for j, s in enumerate(t.stimuli)
     ]
     names = sorted({stimuli[s].variant for s in t.stimuli}, key=lambda v: (v != baseline, v))
-    bt, prefs = bradley_terry(votes, stimuli, kept, names)
+    bt = bradley_terry(votes, stimuli, kept, names, n_boot=n_boot, seed=seed)
     shown, rates = artifact_rates(votes, stimuli, kept)
     variants = []
     for name in names:
@@ -401,9 +360,10 @@ def analyse(
                 lo,
                 hi,
                 _num(np.mean(mle_x[rows])),
-                bt.get(name),
+                bt.scores.get(name),
                 shown.get(name, 0),
                 rates.get(name, {}),
+                *bt.ci.get(name, (None, None)),
             )
         )
     rng = np.random.default_rng([seed, 1])
@@ -420,7 +380,7 @@ def analyse(
         stimuli=per_stim,
         variants=variants,
         rater_model=_rater_model(mle),
-        preferences=prefs,
+        preferences=bt.matrix,
         correlations=correlations(per_stim),
         gains=gains,
         settings={
@@ -431,7 +391,8 @@ def analyse(
             "mle": "sureal MaximumLikelihoodEstimationModelContentOblivious"
             if mle
             else "not fitted (too few raters or stimuli, or a degenerate design)",
-            "bradley_terry": f"choix.ilsr_pairwise, alpha={BT_ALPHA}, 'same' = half a win each",
+            "bradley_terry": f"choix.ilsr_pairwise_dense, alpha={BT_ALPHA}, 'same' = half a win each; 95 % "
+            f"percentile bootstrap over {bt.n_raters} kept raters ({bt.n_boot} replicates)",
         },
     )
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from framefleet.config import Settings
-from framefleet.errors import InputError
+from framefleet.errors import FramefleetError, InputError
 from framefleet.evaluate.design import PlannedItem, plan_items, plan_sessions
 from framefleet.store import Producer, Store, Variant
 from framefleet.store.models import Asset, Study, StudyItem, StudyRater
@@ -102,21 +102,39 @@ def _check_spec(spec: StudySpec) -> None:
                          "or pass --traps 0")  # fmt: skip
 
 
-def trap_variant(store: Store, original: Variant, settings: Settings) -> Variant:
-    """A visibly defective copy of `original` (coarse blocks, heavy compression), stored as its own variant
-    (producer `study-trap`; made once per original and reused by every later study)."""
+@dataclass(frozen=True)
+class TrapCopy:
+    """A trap copy encoded into scratch space, not yet stored: its row id is chosen now (items refer to it) and
+    its blob and row are written with the study, in `_write`."""
+
+    id: str
+    original: Variant
+    producer: Producer
+    path: Path
+    info: Any  # media.MediaInfo
+
+    def placeholder(self) -> Variant:
+        """A detached row carrying what planning and the stimulus table read (never added to a session)."""
+        return Variant(id=self.id, asset_id=self.original.asset_id, name="study-trap", metrics={})
+
+
+class TrapRace(FramefleetError):
+    """Another study creation stored the same trap copy while this one ran; its copy is reused on a retry."""
+
+
+def trap_producer(original: Variant) -> Producer:
+    return Producer(TRAP_PRODUCER.model, TRAP_PRODUCER.version, {**TRAP_PRODUCER.params, "parent": original.id})
+
+
+def encode_trap(store: Store, original: Variant, folder: Path) -> TrapCopy:
+    """A visibly defective copy of `original` (coarse blocks, heavy compression) encoded into `folder`."""
     import cv2
 
     from framefleet.media import EncodeSettings, encode_frames, iter_timed_frames, probe
-    from framefleet.tasks._variants import store_variant, video_variant
+    from framefleet.store.models import new_id
 
-    producer = Producer(TRAP_PRODUCER.model, TRAP_PRODUCER.version, {**TRAP_PRODUCER.params, "parent": original.id})
-    existing = store.find_variant(original.asset_id, producer)
-    if existing is not None and existing.status == "ready":
-        return existing
     assert original.blob_key is not None
     src = store.blobs.open_path(original.blob_key)
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def broken() -> Any:
         for f in iter_timed_frames(src):
@@ -125,16 +143,40 @@ def trap_variant(store: Store, original: Variant, settings: Settings) -> Variant
             small = cv2.resize(f.image, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
             yield f.time, cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
+    vid = new_id()
+    out = folder / f"trap-{vid}.mp4"
+    a, b = itertools.tee(broken())  # consumed in step by the encoder: one frame buffered, not the clip
+    encode_frames((im for _, im in a), out, fps=original.fps or 25.0, timestamps=(t for t, _ in b),
+                  settings=EncodeSettings(crf=int(TRAP_PRODUCER.params["crf"])))  # fmt: skip
+    return TrapCopy(vid, original, trap_producer(original), out, probe(out, verify=False))
+
+
+def existing_trap(store: Store, original: Variant) -> Variant | None:
+    """The trap copy an earlier study stored for `original` (producer `study-trap`), if any."""
+    found = store.find_variant(original.asset_id, trap_producer(original))
+    return found if found is not None and found.status == "ready" and found.blob_key else None
+
+
+def trap_variant(store: Store, original: Variant, settings: Settings) -> Variant:
+    """The stored trap copy of `original`, made and stored now if no earlier study made it."""
+    from framefleet.tasks._variants import store_variant
+
+    if (found := existing_trap(store, original)) is not None:
+        return found
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="study-trap-", dir=settings.tmp_dir) as d:
-        out = Path(d) / "trap.mp4"
-        a, b = itertools.tee(broken())  # consumed in step by the encoder: one frame buffered, not the clip
-        encode_frames((im for _, im in a), out, fps=original.fps or 25.0, timestamps=(t for t, _ in b),
-                      settings=EncodeSettings(crf=int(TRAP_PRODUCER.params["crf"])))  # fmt: skip
-        info = probe(out, verify=False)
-        ref = store.blobs.put_file(out, move=True)
-    row = video_variant(info, ref, asset_id=original.asset_id, name="study-trap", parent_id=original.id,
-                        producer=producer)  # fmt: skip
-    return store_variant(store, row, new_blob=ref.created)[0]
+        copy = encode_trap(store, original, Path(d))
+        ref = store.blobs.put_file(copy.path, move=True)
+    return store_variant(store, _trap_row(copy, ref), new_blob=ref.created)[0]
+
+
+def _trap_row(copy: TrapCopy, ref: Any) -> Variant:
+    from framefleet.tasks._variants import video_variant
+
+    row = video_variant(copy.info, ref, asset_id=copy.original.asset_id, name="study-trap",
+                        parent_id=copy.original.id, producer=copy.producer)  # fmt: skip
+    row.id = copy.id
+    return row
 
 
 def stimulus_metrics(variant: Variant) -> dict[str, float]:
@@ -144,48 +186,62 @@ def stimulus_metrics(variant: Variant) -> dict[str, float]:
     return {k: float(proxy[k]) for k in METRIC_KEYS if isinstance(proxy.get(k), int | float)}
 
 
-def _measure(store: Store, stimuli: dict[str, dict[str, Any]], variants: dict[str, Variant]) -> None:
+def _measure(
+    store: Store, stimuli: dict[str, dict[str, Any]], variants: dict[str, Variant], files: dict[str, Path]
+) -> None:
     from framefleet.quality import estimate_quality
 
     for vid, stim in stimuli.items():
         v = variants[vid]
-        assert v.blob_key is not None
-        stim["metrics"]["noref"] = round(estimate_quality(store.blobs.open_path(v.blob_key)).vmaf, 3)
+        path = files.get(vid) or store.blobs.open_path(v.blob_key or "")
+        stim["metrics"]["noref"] = round(estimate_quality(path).vmaf, 3)
     originals = {s["asset"]: s["metrics"].get("noref") for s in stimuli.values() if s["variant"] == ORIGINAL}
     for stim in stimuli.values():
         stim["input_quality"] = originals.get(stim["asset"])
 
 
 def create_study(store: Store, spec: StudySpec, settings: Settings | None = None) -> CreatedStudy:
-    """Check everything, make trap copies, then write the study, its items and rater sessions at once."""
+    """Check everything, make trap copies, then write the study, its items, rater sessions and new trap copies
+    at once. A failure at any step leaves no row, no blob and no scratch file behind."""
     settings = settings or Settings.from_env()
     _check_spec(spec)
+    try:
+        return _create(store, spec, settings)
+    except TrapRace:  # a concurrent creation stored the same trap copy first: this time it is found and reused
+        return _create(store, spec, settings)
+
+
+def _create(store: Store, spec: StudySpec, settings: Settings) -> CreatedStudy:
     assets = {a: store.get_asset(a) for a in spec.assets}  # NotFound (exit 2) before anything is written
     chosen = {a: [resolve_variant(asset, label) for label in spec.variants] for a, asset in assets.items()}
     labels = {v.id: label for vs in chosen.values() for v, label in zip(vs, spec.variants, strict=True)}
     for a, vs in chosen.items():
         if len({v.id for v in vs}) != len(vs):
             raise InputError(f"asset {a}: two of --variants name the same variant")
-    probe_items = plan_items({a: [v.id for v in vs] for a, vs in chosen.items()}, pairs=spec.pairs, gold=spec.gold,
-                             traps={a: (vs[0].id, "?") for a, vs in chosen.items()}, n_traps=spec.traps,
-                             seed=spec.seed)  # fmt: skip
+    ids = {a: [v.id for v in vs] for a, vs in chosen.items()}
+    probe_items = plan_items(ids, pairs=spec.pairs, gold=spec.gold, traps={a: (vs[0], "?") for a, vs in ids.items()},
+                             n_traps=spec.traps, seed=spec.seed)  # fmt: skip
     plan_sessions(probe_items, raters_per_item=spec.raters_per_item, items_per_rater=spec.items_per_rater)
-    traps: dict[str, tuple[str, str]] = {}
     variants = {v.id: v for vs in chosen.values() for v in vs}
-    trap_assets = sorted({it.asset for it in probe_items if it.kind == "trap"})
-    for a in trap_assets:
-        original = chosen[a][list(spec.variants).index(ORIGINAL)]
-        broken = trap_variant(store, original, settings)
-        traps[a], variants[broken.id], labels[broken.id] = (original.id, broken.id), broken, TRAP_LABEL
-    items = plan_items({a: [v.id for v in vs] for a, vs in chosen.items()}, pairs=spec.pairs, gold=spec.gold,
-                       traps=traps, n_traps=spec.traps, seed=spec.seed)  # fmt: skip
-    sessions = plan_sessions(items, raters_per_item=spec.raters_per_item, items_per_rater=spec.items_per_rater,
-                             seed=spec.seed)  # fmt: skip
-    stimuli = {vid: {"asset": v.asset_id, "variant": labels[vid], "name": v.name, "metrics": stimulus_metrics(v),
-                     "input_quality": None} for vid, v in variants.items()}  # fmt: skip
-    if spec.measure:
-        _measure(store, stimuli, variants)
-    return _write(store, spec, items, sessions, stimuli)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="study-", dir=settings.tmp_dir) as scratch:
+        traps: dict[str, tuple[str, str]] = {}
+        copies: list[TrapCopy] = []
+        for a in sorted({it.asset for it in probe_items if it.kind == "trap"}):
+            original = chosen[a][list(spec.variants).index(ORIGINAL)]
+            broken = existing_trap(store, original)
+            if broken is None:
+                copies.append(encode_trap(store, original, Path(scratch)))
+                broken = copies[-1].placeholder()
+            traps[a], variants[broken.id], labels[broken.id] = (original.id, broken.id), broken, TRAP_LABEL
+        items = plan_items(ids, pairs=spec.pairs, gold=spec.gold, traps=traps, n_traps=spec.traps, seed=spec.seed)
+        sessions = plan_sessions(items, raters_per_item=spec.raters_per_item, items_per_rater=spec.items_per_rater,
+                                 seed=spec.seed)  # fmt: skip
+        stimuli = {vid: {"asset": v.asset_id, "variant": labels[vid], "name": v.name, "metrics": stimulus_metrics(v),
+                         "input_quality": None} for vid, v in variants.items()}  # fmt: skip
+        if spec.measure:
+            _measure(store, stimuli, variants, {c.id: c.path for c in copies})
+        return _write(store, spec, items, sessions, stimuli, copies)
 
 
 def _write(
@@ -194,20 +250,58 @@ def _write(
     items: list[PlannedItem],
     sessions: list[list[int]],
     stimuli: dict[str, dict[str, Any]],
+    copies: Sequence[TrapCopy] = (),
 ) -> CreatedStudy:
+    """Store the new trap copies' blobs, then their rows with the study, items and rater sessions in one
+    transaction; if that fails, the blobs stored here are removed again."""
+    from sqlalchemy.exc import IntegrityError
+
+    from framefleet.store.models import new_id
+
     config = {"assets": list(spec.assets), "variants": list(spec.variants), "pairs": spec.pairs, "gold": spec.gold,
               "traps": spec.traps, "raters_per_item": spec.raters_per_item, "items_per_rater": spec.items_per_rater,
               "seed": spec.seed, "stimuli": stimuli}  # fmt: skip
     study = Study(name=spec.name, config=config)
-    rows = [StudyItem(position=k, kind=it.kind, asset_id=it.asset, left_variant_id=it.left,
+    rows = [StudyItem(id=new_id(), position=k, kind=it.kind, asset_id=it.asset, left_variant_id=it.left,
                       right_variant_id=it.right, expected=it.expected) for k, it in enumerate(items)]  # fmt: skip
-    from framefleet.store.models import new_id
-
-    for r in rows:
-        r.id = new_id()
     raters = [StudyRater(token=secrets.token_urlsafe(18), items=[rows[i].id for i in s]) for s in sessions]
-    StudyStore(store).create(study, rows, raters)
+    stored: list[str] = []  # blob keys this call created
+    try:
+        trap_rows = []
+        for copy in copies:
+            ref = store.blobs.put_file(copy.path, move=True)
+            if ref.created:
+                stored.append(ref.key)
+            trap_rows.append(_trap_row(copy, ref))
+        StudyStore(store).create(study, rows, raters, variants=trap_rows)
+    except BaseException as e:
+        _drop_unused_blobs(store, stored)
+        if isinstance(e, IntegrityError) and _stored_meanwhile(store, copies):
+            raise TrapRace("another study stored the same trap copy at the same time; run it again") from e
+        raise
     return CreatedStudy(study, rows, raters, stimuli)
+
+
+def _drop_unused_blobs(store: Store, keys: Sequence[str]) -> None:
+    """Delete the blobs this creation stored, unless a variant row uses one (a concurrent study may have stored
+    identical bytes and kept them). Called while an error propagates: a failure here must not mask it."""
+    from sqlalchemy import select
+
+    for key in keys:
+        try:
+            with store.session() as s:
+                used = s.scalars(select(Variant.id).where(Variant.blob_key == key).limit(1)).first()
+            if used is None:
+                store.blobs.delete(key)
+        except Exception:  # the database is gone too: keep the blob rather than risk another variant's content
+            continue
+
+
+def _stored_meanwhile(store: Store, copies: Sequence[TrapCopy]) -> bool:
+    try:
+        return any(existing_trap(store, c.original) for c in copies)
+    except Exception:
+        return False
 
 
 # --- export -------------------------------------------------------------------------------------------------------
@@ -279,5 +373,5 @@ def analysis_inputs(store: Store, study_id: str) -> tuple[list[Any], dict[str, A
     return votes, stimuli
 
 
-__all__ = ["CreatedStudy", "StudySpec", "analysis_inputs", "create_study", "resolve_variant", "trap_variant",
-           "vote_records", "write_votes"]  # fmt: skip
+__all__ = ["CreatedStudy", "StudySpec", "TrapCopy", "analysis_inputs", "create_study", "encode_trap", "existing_trap",
+           "resolve_variant", "trap_variant", "vote_records", "write_votes"]  # fmt: skip

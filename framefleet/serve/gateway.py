@@ -7,6 +7,8 @@
     POST /v1/assets          upload a video or image; GET /v1/assets/{id}
     GET  /v1/variants/{id}   a variant; GET /v1/variants/{id}/content streams it (range requests)
     GET  /health             open;  GET /v1/fleet and /metrics need an admin key
+    /rate/{token}, /v1/rate/{token}/...   the crowd-study rating page and API (with a store; docs/evaluate.md)
+    GET  /v1/studies/{id}/results, /studies/{id}/results   a study's results, JSON and page (admin key)
 Every request names its tenant by key (`Authorization: Bearer <key>` or `X-API-Key`) and, for tasks, the
 caller's region (`X-Region`); `Idempotency-Key` makes a retry return the first result instead of running
 twice. docs/serving.md shows each call with curl and the SDK.
@@ -401,7 +403,10 @@ def create_gateway_app(
     store: Store | None = None,
     policy: str = "traffic",
     seed: int | None = None,
+    studies: bool = True,
 ) -> FastAPI:
+    """The gateway's app. With a store and `studies`, it also serves the crowd-study rating page and API
+    (evaluate/api.py; public by rater token) and the study results (admin key)."""
     gw = Gateway(config, worker_urls, store=store, policy=policy, seed=seed)
 
     @contextlib.asynccontextmanager
@@ -449,6 +454,10 @@ def create_gateway_app(
 
     add_media_routes(app, gw)
     _add_admin_routes(app, gw)
+    if studies and store is not None:
+        from framefleet.evaluate.api import add_study_routes
+
+        add_study_routes(app, store, authorize_results=gw.require_admin)
     # Registered last: routes match in order, and /v1/{task} would otherwise swallow the routes above.
     app.add_api_route(
         "/v1/{task}",

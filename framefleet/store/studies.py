@@ -1,8 +1,9 @@
 """Study rows in the store: the study, its items, one session per rater (a secret token) and their votes.
 
-A study is written in one transaction (study, items and rater sessions together, or nothing). A vote is one
-row per (rater, item), enforced by a unique constraint, so a second answer to the same item — a double click,
-a retried request, two tabs — is refused (`AlreadyVoted`, HTTP 409) and never counted twice.
+A study is written in one transaction (study, items, rater sessions and its new trap copies' variant rows
+together, or nothing). A vote is one row per (rater, item), enforced by a unique constraint, so a second answer
+to the same item — a double click, a retried request, two tabs — is refused (`AlreadyVoted`, HTTP 409) and never
+counted twice.
 
     ss = StudyStore(store)
     ss.create(study, items, raters)
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from framefleet.errors import FramefleetError, NotFound
@@ -49,9 +50,20 @@ class StudyStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, study: Study, items: Sequence[StudyItem], raters: Sequence[StudyRater]) -> Study:
-        """Write the study with its items and rater sessions in one transaction."""
+    def create(
+        self,
+        study: Study,
+        items: Sequence[StudyItem],
+        raters: Sequence[StudyRater],
+        *,
+        variants: Sequence[Variant] = (),
+    ) -> Study:
+        """Write the study with its items and rater sessions in one transaction; `variants` (the study's new trap
+        copies, which its items show) are inserted first, in the same transaction."""
         with self.store.session() as s:
+            for variant in variants:
+                s.add(variant)
+            s.flush()
             s.add(study)
             s.flush()
             for item in items:
@@ -151,6 +163,11 @@ class StudyStore:
         except IntegrityError:  # the same vote raced in from another request: the database kept one
             raise AlreadyVoted(f"item {item_id!r} is already answered; the first answer stands") from None
         return vote, answered
+
+    def vote_count(self, study_id: str) -> int:
+        """How many votes the study holds (votes are never changed or deleted: the count versions them)."""
+        with self.store.session() as s:
+            return int(s.scalar(select(func.count()).select_from(StudyVote).where(StudyVote.study_id == study_id)) or 0)
 
     def votes(self, study_id: str) -> list[VoteRow]:
         with self.store.session() as s:
