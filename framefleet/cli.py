@@ -3,6 +3,7 @@
     framefleet ingest clip.mp4 --json
     framefleet assets list --json
     framefleet assets show ASSET_ID --json
+    framefleet assets export VARIANT_ID -o out.mp4
     framefleet encode ASSET_ID --ladder 720,480 --json
     framefleet enhance clip.mp4 --scale 2 --json
     framefleet quality ref.mp4 dist.mp4 --json
@@ -20,13 +21,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, out, run, rung_progress, variants_table
+from framefleet._cli import JsonOpt, app, emit, out, run, rung_progress, skipped_rungs_note, variants_table
 from framefleet.config import Settings, parse_ladder
 from framefleet.errors import InputError
 from framefleet.media.encode import ENCODERS, EncodeSettings
 from framefleet.serve.balance import POLICIES
 from framefleet.store import Store
-from framefleet.store.views import asset_dict
+from framefleet.store.views import asset_dict, variant_dict
 
 if TYPE_CHECKING:
     from framefleet.fleet.local import LocalFleet
@@ -79,6 +80,24 @@ def assets_show(asset_id: str, as_json: JsonOpt = False) -> None:
     run(as_json, body)
 
 
+@assets_app.command("export")
+def assets_export(
+    variant_id: Annotated[str, typer.Argument(help="The variant's id (`framefleet assets show ASSET_ID --json`).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The file to write (replaced if it exists).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a stored variant (the original, a rendition, an enhanced or animated video) to a file."""
+    from framefleet.tasks.export import export_variant
+
+    def body() -> None:
+        v, path = export_variant(Store.open(), variant_id, output)
+        payload = {"variant": variant_dict(v), "output": str(path), "bytes": path.stat().st_size}
+        line = f"{v.name} ({v.width}×{v.height}) → {path}  ({payload['bytes']:,} bytes)"
+        emit(payload, as_json, lambda: out.print(line))
+
+    run(as_json, body)
+
+
 @app.command()
 def encode(
     asset_id: str,
@@ -89,6 +108,7 @@ def encode(
 ) -> None:
     """Encode an ABR ladder from an asset's original: one new variant per rung."""
     from framefleet.tasks.encode import encode_ladder
+    from framefleet.tasks.ingest import ORIGINAL
 
     def body() -> None:
         settings = Settings.from_env()
@@ -110,7 +130,15 @@ def encode(
             "existing": [v.id for v, c in zip(result.variants, result.created, strict=True) if not c],
             "skipped_rungs": result.skipped_rungs,
         }
-        emit(payload, as_json, lambda: out.print(variants_table(a, result.seconds)))
+        original = next(v for v in a["variants"] if v["name"] == ORIGINAL)
+        note = skipped_rungs_note(rungs, result.skipped_rungs, min(original["width"], original["height"]))
+
+        def render() -> None:
+            out.print(variants_table(a, result.seconds))
+            if note:
+                out.print(note)
+
+        emit(payload, as_json, render)
 
     run(as_json, body)
 
@@ -188,7 +216,7 @@ def loadtest(
     seed: Annotated[int, typer.Option(help="Seed for arrivals and jitter.")] = 0,
     plot: Annotated[str | None, typer.Option(help="Write a PNG of success rate and per-region load.")] = None,
     task: Annotated[
-        str, typer.Option(help="synthetic (the TOML's [service] sleep) | animate (real photographs, our student).")
+        str, typer.Option(help="synthetic (the TOML's \\[service] sleep) | animate (real photographs, our student).")
     ] = "synthetic",
     scenario_out: Annotated[
         str | None,
@@ -273,7 +301,9 @@ def demo(as_json: JsonOpt = False) -> None:
     run(as_json, lambda: run_demo(as_json=as_json, console=out))
 
 
-def main() -> None:
+def register_commands() -> None:
+    """Import the modules that add their commands to `app` (kept out of import time: `import framefleet.cli`
+    stays light)."""
     import framefleet.animate_cli
     import framefleet.campaign.commands
     import framefleet.enhance_cli
@@ -281,6 +311,9 @@ def main() -> None:
     import framefleet.live.commands
     import framefleet.sim.commands  # noqa: F401  (registers simulate and capacity)
 
+
+def main() -> None:
+    register_commands()
     app()
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, out, progress_bars, run
+from framefleet._cli import JsonOpt, app, emit, err, out, progress_bars, run, skipped_rungs_note
 from framefleet.config import Settings, parse_ladder
 from framefleet.models.interpolate import INTERPOLATORS
 from framefleet.models.upscale import UPSCALERS
@@ -87,15 +87,21 @@ def enhance(
             "variants": [variant_dict(v) for v in ([r.variant] if r.variant else []) + r.ladder],
             "created": r.created,
             "metrics": r.metrics,
+            "skipped_rungs": r.skipped_rungs,
             "output": str(r.output) if r.output else None,
             "seconds": round(r.seconds, 2),
+            "recovered": r.recovered,
         }
-        emit(payload, as_json, lambda: _render(payload))
+        emit(payload, as_json, lambda: _render(payload, request.ladder))
 
     run(as_json, body)
 
 
-def _render(p: dict[str, Any]) -> None:
+def _render(p: dict[str, Any], ladder: tuple[int, ...]) -> None:
+    rec = p["recovered"]
+    if rec.get("jobs") or rec.get("scratch"):
+        jobs, scratch = len(rec["jobs"]), len(rec["scratch"])
+        err.print(f"recovered after a killed run: {jobs} job(s) marked failed, {scratch} scratch entries removed")
     g = p["gate"]
     verdict = "[green]enhance[/]" if g["enhance"] else ("[yellow]override[/]" if g["overridden"] else "[red]skip[/]")
     out.print(f"gate: {verdict} ({g['rule']}): {g['reason']}")
@@ -108,6 +114,10 @@ def _render(p: dict[str, Any]) -> None:
             v["name"], f"{v['width']}×{v['height']}", f"{v['fps']:.2f}", str(v["frame_count"]), f"{v['size_bytes']:,}"
         )
     out.print(t)
+    enhanced = p["variants"][0]
+    note = skipped_rungs_note(ladder, p["skipped_rungs"], min(enhanced["width"], enhanced["height"]))
+    if note:
+        out.print(f"ladder: {note}")
     m = p["metrics"]
     if m.get("gain_vmaf") is not None:
         out.print(

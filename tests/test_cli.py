@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,82 @@ def test_demo_json(cli_env: dict[str, str]) -> None:
     assert all(not c["ingested"] and c["new_renditions"] == 0 for c in again["clips"])
     assert not again["animate"]["created"] and again["animate"]["variant"] == a["variant"]
     json.dumps(again)
+
+
+def test_rungs_above_the_source_are_named_in_the_human_output(cli_env: dict[str, str]) -> None:
+    aid = one_json(run_cli("ingest", str(sample_path("carphone")), "--json", env=cli_env).stdout)["asset"]["id"]
+    r = run_cli("encode", aid, "--ladder", "720,144", "--json", env=cli_env)
+    assert one_json(r.stdout)["skipped_rungs"] == [720]
+    r = run_cli("encode", aid, "--ladder", "720,144", env=cli_env)  # 176×144: 720p would be an upscale
+    assert r.returncode == 0 and "skipped 720p: above the source's 144p" in r.stdout, r.stdout
+    r = run_cli("encode", aid, "--ladder", "1080,720", env=cli_env)
+    assert "skipped 1080p, 720p" in r.stdout and "made one rendition at the source's own 144p instead" in r.stdout
+    r = run_cli("encode", aid, "--ladder", "144", env=cli_env)
+    assert r.returncode == 0 and "skipped" not in r.stdout
+
+
+def test_assets_export_writes_a_variant_to_a_file(cli_env: dict[str, str], tmp_path: Path) -> None:
+    asset = one_json(run_cli("ingest", str(sample_path("carphone")), "--json", env=cli_env).stdout)["asset"]
+    rung = one_json(run_cli("encode", asset["id"], "--ladder", "144", "--json", env=cli_env).stdout)["encoded"][0]
+    blobs = Path(cli_env["FRAMEFLEET_HOME"]) / "blobs"
+    out = tmp_path / "out" / "rung.mp4"  # its folder is made
+    r = run_cli("assets", "export", rung, "-o", str(out), "--json", env=cli_env)
+    assert r.returncode == 0, r.stderr
+    d = one_json(r.stdout)
+    stored = blobs / d["variant"]["blob_key"]
+    assert d["output"] == str(out) and d["bytes"] == stored.stat().st_size and out.read_bytes() == stored.read_bytes()
+    original = asset["variants"][0]
+    out.write_bytes(b"an older file")  # replaced whole, as enhance -o and animate -o replace theirs
+    r = run_cli("assets", "export", original["id"], "-o", str(out), env=cli_env)
+    assert r.returncode == 0 and "original" in r.stdout and str(out) in r.stdout.replace("\n", "")
+    assert out.read_bytes() == sample_path("carphone").read_bytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["rung.mp4"]  # no temporary file left
+    for args, message in [
+        (["nope", "-o", str(tmp_path / "x.mp4")], "no variant 'nope'"),
+        ([rung, "-o", str(tmp_path / "x.png")], "give a path ending in .mp4"),
+        ([rung, "-o", str(out.parent)], "is a folder"),
+    ]:
+        r = run_cli("assets", "export", *args, env=cli_env)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    r = run_cli("assets", "export", "nope", "-o", str(tmp_path / "x.mp4"), "--json", env=cli_env)
+    assert r.returncode == 2 and one_json(r.stdout)["error"]["type"] == "NotFound"
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout == f"framefleet {version('framefleet')}\n"
+
+
+def test_help_keeps_square_brackets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich reads `[word]` in help text as markup and drops it (`capacity --help` showed 'TOML with []'): every
+    bracketed text in every command's help must reach the screen."""
+    import re
+
+    import typer.rich_utils
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from framefleet._cli import app
+    from framefleet.cli import register_commands
+
+    register_commands()
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 1000)  # one line per option: no wrapping to undo
+
+    def walk(cmd: Any, path: list[str]) -> list[tuple[list[str], Any]]:  # typer's own click types: duck-typed
+        subs = getattr(cmd, "commands", {}).values()
+        return [(path, cmd)] + [x for sub in subs for x in walk(sub, [*path, sub.name or ""])]
+
+    runner = CliRunner()
+    commands = walk(get_command(app), [])
+    assert ["capacity"] in [path for path, _ in commands]
+    for path, cmd in commands:
+        texts = [getattr(p, "help", None) or "" for p in cmd.params] + [cmd.help or ""]
+        wanted = [m for t in texts for m in re.findall(r"\[[^\]]*\]+", t.replace("\\[", "["))]
+        if not wanted:
+            continue
+        shown = runner.invoke(app, [*path, "--help"], terminal_width=1000).output
+        for text in wanted:
+            assert text in shown, f"framefleet {' '.join(path)} --help lost {text!r}"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -77,6 +82,12 @@ def test_gate_skips_and_no_gate_overrides(home: Path) -> None:
     r = run_cli("enhance", src, "--min-quality", "99", "--no-gate", "--json")
     d = one_json(r.stdout)
     assert r.returncode == 0 and d["gate"]["overridden"] is True and len(d["variants"]) == 1
+    # a ladder from the (existing) 352×288 result: the rung above it is named in the JSON and to a person
+    r = run_cli("enhance", src, "--ladder", "720,144", "--json")
+    d = one_json(r.stdout)
+    assert d["skipped_rungs"] == [720] and [v["height"] for v in d["variants"]] == [288, 144]
+    r = run_cli("enhance", src, "--ladder", "720,144")
+    assert r.returncode == 0 and "ladder: skipped 720p: above the source's 288p" in r.stdout, r.stdout
 
 
 def test_rotated_and_vfr_clips(home: Path, media: dict[str, Path], tmp_path: Path) -> None:
@@ -136,11 +147,23 @@ def test_bad_input_leaves_nothing_behind(
     assert r.returncode == 2, r.stderr
     assert message in json.loads(r.stdout)["error"]["message"]
     store = Store.open(Settings.from_env())
-    rows = count_rows(store)
-    assert rows["variants"] == rows["assets"]  # originals only (an image is a valid asset), no enhanced variant
-    blobs = files_under(Settings.from_env().blob_dir)
-    assert len(blobs) == rows["assets"]
-    assert files_under(Settings.from_env().tmp_dir) == []
+    # a rejected input leaves nothing behind: not even the asset a valid image (or a valid clip with a bad
+    # option) would have made, since the input is checked before it is ingested
+    assert count_rows(store) == {"assets": 0, "variants": 0, "jobs": 0}
+    assert files_under(Settings.from_env().blob_dir, Settings.from_env().tmp_dir) == []
+
+
+def test_an_image_is_refused_with_the_command_that_takes_it(home: Path, media: dict[str, Path]) -> None:
+    r = run_cli("enhance", str(media["image"]))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"`framefleet animate {media['image']}`" in r.stderr  # the command it names exists and takes an image
+    helped = run_cli("animate", "--help", env={"TERMINAL_WIDTH": "200"})
+    assert helped.returncode == 0 and "An image file" in helped.stdout
+    store = Store.open(Settings.from_env())
+    image_asset = one_json(run_cli("ingest", str(media["image"]), "--json").stdout)["asset"]["id"]
+    r = run_cli("enhance", image_asset)  # an image asset by id: the same advice, the asset kept (it was there)
+    assert r.returncode == 2 and f"`framefleet animate {image_asset}`" in r.stderr
+    assert count_rows(store) == {"assets": 1, "variants": 1, "jobs": 0}
 
 
 def test_the_caller_passes_how_segments_run(home: Path, tmp_path: Path) -> None:
@@ -185,3 +208,95 @@ def test_ray_segment_runner_writes_each_segment_to_its_output(tmp_path: Path, mo
     ray_fleet.RaySegmentRunner("head:6390")([None] * 3, parts, outs, 30, lambda *a: ticks.append(a))
     assert seen == ["head:6390"] and [o.read_bytes() for o in outs] == [b"SEG0", b"SEG1", b"SEG2"]
     assert ticks == [("enhance", 30, 30)]
+
+
+def _running(pid: int) -> bool:
+    """Whether a process runs (a zombie left to a parent that does not reap does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids
+
+
+def _enhance_mid_segments(home: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """`framefleet enhance bikes.mp4 --segments 2` in a subprocess, returned once both segment workers write,
+    with the worker processes' ids."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "framefleet.cli", "enhance", str(sample_path("bikes")), "--no-gate", "--segments", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while len(list((home / "tmp").glob("enhance-*/out-*.mp4"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "the segments never started"
+        time.sleep(0.2)
+    workers = [c for c in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    return proc, workers
+
+
+def _job(store: Store) -> tuple[str, str, str | None]:
+    import sqlalchemy as sa
+
+    with store.engine.connect() as c:
+        row = c.execute(sa.text("select id, status, error from jobs")).one()
+    return row[0], row[1], row[2]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_sigterm_mid_segments_is_as_clean_as_ctrl_c(home: Path) -> None:
+    """SIGTERM stops the segment workers rather than waiting for their segments, marks the job failed, and
+    leaves no scratch file and no leaked semaphore."""
+    proc, workers = _enhance_mid_segments(home)
+    for w in workers:  # workers that would never finish: waiting for them would hang
+        os.kill(w, signal.SIGSTOP)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in [proc.pid, *workers]:
+            os.kill(pid, signal.SIGKILL)
+        raise AssertionError("enhance waited for its segment workers instead of stopping them") from None
+    assert proc.returncode == 143 and err.strip().splitlines() == ["terminated"], err  # nothing else: no leak
+    assert not [w for w in workers if _running(w)]
+    store = Store.open(Settings.from_env())
+    assert count_rows(store) == {"assets": 1, "variants": 1, "jobs": 1}  # the original only
+    assert _job(store)[1:] == ("failed", "Terminated")
+    assert files_under(Settings.from_env().tmp_dir) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_killed_run_is_recovered_by_the_next(home: Path) -> None:
+    """SIGKILL runs no handler: the workers stop with their parent, and the next run marks the job failed and
+    removes the scratch folder."""
+    proc, workers = _enhance_mid_segments(home)
+    proc.kill()
+    proc.communicate(timeout=120)
+    deadline = time.monotonic() + 60  # the workers watch their parent (once a second)
+    while [w for w in workers if _running(w)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [w for w in workers if _running(w)], "segment workers outlived their killed parent"
+    store = Store.open(Settings.from_env())
+    job_id, status, _ = _job(store)
+    left = [p.name for p in (home / "tmp").iterdir()]
+    assert status == "running" and len(left) == 1 and left[0].startswith(f"enhance-p{proc.pid}.")
+
+    r = run_cli("enhance", str(sample_path("carphone")), "--target", "144", "--json")  # any later run
+    assert r.returncode == 0, r.stderr
+    assert one_json(r.stdout)["recovered"] == {"jobs": [job_id], "scratch": left}
+    assert _job(store)[1] == "failed" and "abandoned" in str(_job(store)[2])
+    assert files_under(Settings.from_env().tmp_dir) == []

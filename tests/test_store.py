@@ -30,7 +30,7 @@ def test_migrations_match_models(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0004"
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0005"
 
 
 def test_reopen_is_idempotent(settings: Settings) -> None:
@@ -80,6 +80,62 @@ def test_jobs_record_outcome(store: Store) -> None:
     assert store.get_job(failed.id).status == "failed" and store.get_job(failed.id).error == "boom"
     with pytest.raises(NotFound):
         store.get_job("nope")
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid  # reaped: no process has this id now (pids are not reused this soon)
+
+
+def test_jobs_and_scratch_of_a_dead_process_are_recovered(store: Store, settings: Settings) -> None:
+    """What a SIGKILLed run leaves (a "running" job, scratch folders and files) is recovered by the next one;
+    a live process's work, another host's and unrelated files are left alone."""
+    import socket
+    from datetime import UTC, datetime, timedelta
+
+    from framefleet._fs import host_id, scratch_name
+    from framefleet.store.models import Job
+
+    dead, me = _dead_pid(), os.getpid()
+    mine = store.start_job("enhance", None, {})
+    assert (mine.host, mine.pid) == (socket.gethostname(), me)  # a job records who runs it
+    running = {"params": {}, "status": "running", "result": {}}
+    with store.session() as s:
+        s.add_all([
+            abandoned := Job(kind="enhance", host=socket.gethostname(), pid=dead, **running),
+            elsewhere := Job(kind="enhance", host="other-host", pid=dead, **running),
+            old := Job(kind="encode", created_at=datetime.now(UTC) - timedelta(days=2), **running),  # no owner yet
+            recent := Job(kind="encode", **running),
+        ])  # fmt: skip
+    tmp = settings.tmp_dir
+    stale_dir = tmp / f"enhance-p{dead}.{host_id()}-abc123"
+    (stale_dir / "parts").mkdir(parents=True)
+    (stale_dir / "parts" / "seg-000.mp4").write_bytes(b"x")
+    stale_file = tmp / scratch_name(".mp4").replace(f"p{me}.", f"p{dead}.")
+    stale_file.write_bytes(b"x")
+    live_dir = tmp / f"enhance-p{me}.{host_id()}-def456"
+    other_host = tmp / f"gain-p{dead}.00000000-0a1b2c"
+    legacy_old, legacy_new = tmp / "enhance-ol9d4k2x", tmp / ".tmp-0123456789abcdef.mp4"
+    unrelated = tmp / "campaign-staging"
+    for d in (live_dir, other_host, legacy_old, unrelated):
+        d.mkdir()
+    legacy_new.write_bytes(b"x")
+    two_days_ago = datetime.now(UTC).timestamp() - 2 * 86400
+    os.utime(legacy_old, (two_days_ago, two_days_ago))
+
+    got = store.recover_abandoned()
+    assert sorted(got["jobs"]) == sorted([abandoned.id, old.id])
+    assert sorted(got["scratch"]) == sorted([stale_dir.name, stale_file.name, legacy_old.name])
+    assert {p.name for p in tmp.iterdir()} == {live_dir.name, other_host.name, legacy_new.name, unrelated.name}
+    failed = store.get_job(abandoned.id)
+    assert failed.status == "failed" and f"pid {dead}" in (failed.error or "") and failed.finished_at is not None
+    for job in (mine, elsewhere, recent):
+        assert store.get_job(job.id).status == "running"
+    assert store.recover_abandoned() == {"jobs": [], "scratch": []}  # idempotent
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -40,6 +40,29 @@ def test_ingest_image(store: Store, settings: Settings, media: dict[str, Path]) 
         encode_ladder(store, got.asset.id, settings=settings)
 
 
+def test_the_blob_extension_comes_from_the_content(
+    store: Store, settings: Settings, media: dict[str, Path], tmp_path: Path
+) -> None:
+    """A JPEG called .mp4 is an image stored as .jpg; an MP4 called .png is a video stored as .mp4; a name that
+    already says the right format (.jpeg, .mov for an MP4) is kept."""
+    from PIL import Image
+
+    Image.open(media["image"]).convert("RGB").save(tmp_path / "jpeg.jpg", format="JPEG")
+    cases = {
+        "photo.mp4": ((tmp_path / "jpeg.jpg").read_bytes(), "image", ".jpg"),
+        "photo.jpeg": ((tmp_path / "jpeg.jpg").read_bytes() + b"\0", "image", ".jpeg"),
+        "clip.png": (sample_path("carphone").read_bytes(), "video", ".mp4"),
+        "clip.MOV": (media["rotated"].read_bytes(), "video", ".mov"),
+        "clip": (media["vfr"].read_bytes(), "video", ".mp4"),
+    }
+    for name, (data, kind, suffix) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        got = ingest(tmp_path / name, store, settings=settings)
+        key = got.asset.variants[0].blob_key or ""
+        assert (got.asset.kind, Path(key).suffix, got.asset.source_name) == (kind, suffix, name), name
+        assert store.blobs.open_path(key).read_bytes() == data
+
+
 @pytest.mark.parametrize(
     ("key", "error"),
     [

@@ -94,7 +94,8 @@ def simulate(
 @app.command()
 def capacity(
     daily_requests: Annotated[float, typer.Option(help="Requests per day, all regions (e.g. 1e9).")],
-    regions: Annotated[str, typer.Option("--regions", help="TOML with [[regions]] (name, share, utc_offset_h).")],
+    # `[\\[` keeps Rich from reading [[regions]] as markup and dropping it from --help
+    regions: Annotated[str, typer.Option("--regions", help="TOML with [\\[regions]] (name, share, utc_offset_h).")],
     peak_to_mean: Annotated[float, typer.Option(help="Diurnal peak / daily mean, in [1, 2].")] = 2.0,
     service_time: Annotated[float, typer.Option(help="Mean GPU seconds per request.")] = 4.0,
     target_blocking: Annotated[float, typer.Option(help="Allowed share of requests finding no GPU at peak.")] = 0.01,

@@ -12,11 +12,11 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from framefleet._fs import scratch_name
 from framefleet.errors import InputError, NotFound
 
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}(\.[a-z0-9]{1,8})?$")
@@ -75,7 +75,7 @@ class BlobStore:
         if move:
             staged = src
         else:
-            staged = self.tmp_dir / f".tmp-{secrets.token_hex(8)}{suffix}"
+            staged = self.tmp_dir / scratch_name(suffix)
             try:
                 shutil.copyfile(src, staged)
             except BaseException:

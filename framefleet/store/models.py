@@ -83,7 +83,10 @@ class Variant(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("tenant", "request_key", name="uq_jobs_tenant_request_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant", "request_key", name="uq_jobs_tenant_request_key"),
+        Index("ix_jobs_status_host", "status", "host"),  # each task's start looks for this host's running jobs
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant: Mapped[str] = mapped_column(String(64), default="local", index=True)
@@ -96,6 +99,9 @@ class Job(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # who runs a "running" job: a later process on the same host marks it failed once that process is gone
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Campaign(Base):

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from framefleet._fs import pid_alive, sweep_scratch
 from framefleet.config import Settings
 from framefleet.errors import NotFound, StoreError
 from framefleet.store.blobs import BlobStore
@@ -71,6 +75,15 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def _abandoned(job: Job, now: datetime) -> bool:
+    """A running job of this host whose process is gone; one from before jobs recorded their process (no
+    host) counts as abandoned once it is a day old."""
+    if job.host is not None:
+        return job.pid is None or not pid_alive(job.pid)
+    created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)  # SQLite: naive
+    return now - created > timedelta(days=1)
 
 
 class Store:
@@ -231,10 +244,29 @@ class Store:
     # --- jobs ---------------------------------------------------------------------------------------
 
     def start_job(self, kind: str, asset_id: str | None, params: dict[str, Any], tenant: str = "local") -> Job:
-        job = Job(kind=kind, asset_id=asset_id, params=params, tenant=tenant, status="running", result={})
+        """A "running" job owned by this process (host and pid recorded for `recover_abandoned`)."""
+        job = Job(
+            kind=kind, asset_id=asset_id, params=params, tenant=tenant, status="running", result={},
+            host=socket.gethostname()[:255], pid=os.getpid(),
+        )  # fmt: skip
         with self.session() as s:
             s.add(job)
         return job
+
+    def recover_abandoned(self) -> dict[str, list[str]]:
+        """What a killed process (SIGKILL, power loss) could not clean up, recovered at the start of the next
+        task: its "running" jobs on this host are marked failed, its scratch files and folders removed.
+        Work of live processes and of other hosts is left alone. Returns the job ids and scratch names."""
+        host, now = socket.gethostname()[:255], utcnow()
+        with self.session() as s:
+            running = s.scalars(select(Job).where(Job.status == "running", or_(Job.host == host, Job.host.is_(None))))
+            dead = [j for j in running if _abandoned(j, now)]
+            for j in dead:
+                j.status, j.finished_at = "failed", now
+                who = f"pid {j.pid} on {host}" if j.host else "unrecorded, started over a day ago"
+                j.error = f"abandoned: its process ({who}) ended without finishing it"
+            ids = [j.id for j in dead]
+        return {"jobs": ids, "scratch": sweep_scratch(self.blobs.tmp_dir)}
 
     def finish_job(self, job: Job, *, result: dict[str, Any] | None = None, error: str | None = None) -> Job:
         with self.session() as s:

@@ -4,6 +4,8 @@ storing that row so a lost race or a failure never leaves an orphaned blob."""
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -63,12 +65,12 @@ def store_variant(
 
 
 def copy_out(blob: Path, dst: Path) -> Path:
-    """Copy the stored file to the user's path atomically (a temp name in the same folder, then rename)."""
+    """Copy the stored file to the user's path atomically (a temp name in the same folder, then os.replace)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.part")
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.part")  # unique: two copies to one path may race
     try:
         shutil.copyfile(blob, tmp)
-        tmp.replace(dst)
+        os.replace(tmp, dst)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

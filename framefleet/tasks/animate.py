@@ -14,13 +14,13 @@ worker keeps one for its whole life (load once, warm, then one request at a time
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from framefleet._fs import scratch_dir
 from framefleet.config import Settings
 from framefleet.errors import InputError
 from framefleet.media.encode import EncodeSettings, encode_frames
@@ -169,6 +169,7 @@ def animate(
     request.check()
     if output is not None and Path(output).suffix.lower() != ".mp4":
         raise InputError(f"-o {output}: the video is an MP4; give a path ending in .mp4")
+    store.recover_abandoned()  # jobs and scratch folders a killed earlier run left
     device = resolve_device(request.device)
     pipe, folder, fingerprint = (models or ModelCache()).get(request, device)
     sampler = request.sampler or pipe.default_sampler
@@ -257,9 +258,8 @@ def _render(
         seed=request.seed,
         progress=progress,
     )
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="animate-", dir=settings.tmp_dir) as d:
-        video = Path(d) / "animated.mp4"
+    with scratch_dir(settings.tmp_dir, "animate") as d:
+        video = d / "animated.mp4"
         encode_frames(result.frames, video, fps=request.fps, settings=ENCODE)
         info = probe(video, verify=False)
         ref = store.blobs.put_file(video, move=True)

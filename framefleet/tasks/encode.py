@@ -33,7 +33,7 @@ class EncodeResult:
     asset: Asset
     variants: list[Variant] = field(default_factory=list)
     created: list[bool] = field(default_factory=list)
-    skipped_rungs: list[int] = field(default_factory=list)
+    skipped_rungs: list[int] = field(default_factory=list)  # above the source: a ladder never upscales
     seconds: dict[str, float] = field(default_factory=dict)  # rung name -> encode wall time
 
 
@@ -61,6 +61,7 @@ def encode_ladder(
     source_kbps = src_video.bitrate // 1000 if src_video and src_video.bitrate else None
     planned, skipped = plan_ladder(parent.width, parent.height, rungs or settings.ladder, encode.codec, source_kbps)
     result = EncodeResult(asset=asset, skipped_rungs=skipped)
+    store.recover_abandoned()  # jobs and scratch files a killed earlier run left
     job = store.start_job("encode", asset.id, {"rungs": [r.name for r in planned], **encode.as_params()}, tenant)
     try:
         for rung in planned:

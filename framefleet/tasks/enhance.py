@@ -12,7 +12,6 @@ Nothing half-written survives a failure: scratch files are removed and rows are 
 from __future__ import annotations
 
 import multiprocessing as mp
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from framefleet._fs import scratch_dir
 from framefleet.config import Settings
 from framefleet.errors import InputError
 from framefleet.media.decode import iter_timed_frames
@@ -77,8 +77,10 @@ class EnhanceResult:
     variant: Variant | None = None
     created: bool = False
     ladder: list[Variant] = field(default_factory=list)
+    skipped_rungs: list[int] = field(default_factory=list)  # ladder rungs above the enhanced video (not made)
     output: Path | None = None
     seconds: float = 0.0
+    recovered: dict[str, list[str]] = field(default_factory=dict)  # see Store.recover_abandoned
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -87,13 +89,36 @@ class EnhanceResult:
         return {"input_estimated_vmaf": round(self.gate.estimated_vmaf, 2)}
 
 
-def _resolve_source(store: Store, source: str, settings: Settings, tenant: str) -> Asset:
+def _resolve_source(
+    store: Store, source: str, settings: Settings, tenant: str, fps: float | None
+) -> tuple[Asset, Variant, Path, MediaInfo, Fraction, bool]:
+    """(asset, its original, the original's file, its probe, output rate, doubling). A file is checked (a video,
+    a frame rate we can double) before it is ingested, so a rejected input leaves no asset behind."""
     path = Path(source)
     if path.exists():
-        return ingest(path, store, settings=settings, tenant=tenant).asset  # validates: corrupt, no video, ...
-    if path.suffix or "/" in source:
+        info = probe(path, verify=False, max_pixels=settings.max_image_pixels)  # header: cheap, stores nothing
+        _check_video(info.kind, str(path), source)
+        _target_rate(info, fps)
+        asset = ingest(path, store, settings=settings, tenant=tenant).asset  # validates: corrupt, truncated, ...
+    elif path.suffix or "/" in source:
         raise InputError(f"{source} does not exist; pass a video file or an asset id")
-    return store.get_asset(source, tenant)
+    else:
+        asset = store.get_asset(source, tenant)
+        _check_video(asset.kind, f"asset {asset.id}", asset.id)
+    parent = next((v for v in asset.variants if v.name == ORIGINAL and v.status == "ready"), None)
+    if parent is None or parent.blob_key is None:
+        raise InputError(f"asset {asset.id} has no ready original variant to enhance")
+    src = store.blobs.open_path(parent.blob_key)
+    info = probe(src, verify=False)
+    return asset, parent, src, info, *_target_rate(info, fps)
+
+
+def _check_video(kind: str, what: str, source: str) -> None:
+    if kind != "video":
+        raise InputError(
+            f"{what} is an {kind}; enhance takes a video. To make a video from an image, run "
+            f"`framefleet animate {source}` (see `framefleet animate --help`)"
+        )
 
 
 def _target_rate(info: MediaInfo, fps: float | None) -> tuple[Fraction, bool]:
@@ -128,34 +153,18 @@ def enhance(
         raise InputError(f"--segments must be ≥ 1, got {request.segments}")
     if output is not None and Path(output).suffix.lower() != ".mp4":
         raise InputError(f"-o {output}: the enhanced video is an MP4; give a path ending in .mp4")
-    spec = sw.ModelSpec(
-        model=request.model or default_model(),
-        scale=request.scale,
-        backend=request.backend,
-        device=request.device,
-        weights=request.weights,
-        cache_dir=str(settings.home / "models"),
-    )
+    recovered = store.recover_abandoned()  # what a killed earlier run left: its jobs, its scratch folders
+    spec = _model_spec(request, settings)
     upscaler = sw._upscaler(spec)  # fails fast on an unknown model or an unsupported scale
-    asset = _resolve_source(store, source, settings, tenant)
-    if asset.kind != "video":
-        raise InputError(
-            f"asset {asset.id} is an {asset.kind}; enhance takes a video (animate turns images into video)"
-        )
-    parent = next((v for v in asset.variants if v.name == ORIGINAL and v.status == "ready"), None)
-    if parent is None or parent.blob_key is None:
-        raise InputError(f"asset {asset.id} has no ready original variant to enhance")
-    src = store.blobs.open_path(parent.blob_key)
-    info = probe(src, verify=False)
+    asset, parent, src, info, rate, doubling = _resolve_source(store, source, settings, tenant, request.fps)
     assert info.video is not None
-    rate, doubling = _target_rate(info, request.fps)
     if doubling:
         spec = sw.ModelSpec(**{**spec.__dict__, "interpolator": request.interpolator})
         interp = load_interpolator(request.interpolator)
 
     estimate = estimate_quality(src)
     gate = decide(GateInput(info.width or 0, info.height or 0, estimate.vmaf, request.scale), request.thresholds)
-    result = EnhanceResult(asset=asset, source=parent, gate=gate)
+    result = EnhanceResult(asset=asset, source=parent, gate=gate, recovered=recovered)
     if not gate.enhance and request.gate:
         result.seconds = time.perf_counter() - t0
         return result
@@ -195,11 +204,22 @@ def enhance(
         ladder = encode_ladder(
             store, asset.id, rungs=request.ladder, settings=settings, source_variant=result.variant.name, tenant=tenant
         )
-        result.ladder = ladder.variants
+        result.ladder, result.skipped_rungs = ladder.variants, ladder.skipped_rungs
     blob = store.blobs.open_path(result.variant.blob_key)
     result.output = copy_out(blob, Path(output)) if output is not None else blob
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _model_spec(request: EnhanceRequest, settings: Settings) -> sw.ModelSpec:
+    return sw.ModelSpec(
+        model=request.model or default_model(),
+        scale=request.scale,
+        backend=request.backend,
+        device=request.device,
+        weights=request.weights,
+        cache_dir=str(settings.home / "models"),
+    )
 
 
 def variant_name(spec: sw.ModelSpec, rate: Fraction | None) -> str:
@@ -223,9 +243,7 @@ def _compute(
 ) -> tuple[Variant, bool]:
     """The enhanced variant (not yet stored) and whether its blob is new (ours to delete on failure)."""
     assert info.video is not None
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="enhance-", dir=settings.tmp_dir) as d:
-        work = Path(d)
+    with scratch_dir(settings.tmp_dir, "enhance") as work:
         parts = split_video(src, work / "parts", request.segments) if request.segments > 1 else [src]
         jobs = _segment_jobs(parts, spec, rate, info.video.rotation)
         outs = [work / f"out-{k:03d}.mp4" for k in range(len(parts))]
@@ -291,7 +309,22 @@ def run_segments_locally(
                     progress("enhance", int(counter.value), total)
             for f in futures:
                 f.result()  # re-raises a worker's error here
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM (raised here by the CLI) or a failed segment
             for f in futures:
                 f.cancel()
+            _stop_workers(pool)
             raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers now: the pool's own exit would wait for every running segment to finish, and a
+    supervisor that follows SIGTERM with SIGKILL after a grace period would kill us before we clean up."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)

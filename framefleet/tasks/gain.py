@@ -8,13 +8,13 @@ model on one octave below the source, the closest measurable stand-in for the oc
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from framefleet._fs import scratch_dir
 from framefleet.media.decode import iter_frames
 from framefleet.media.encode import EncodeSettings, encode_frames
 from framefleet.models.upscale.classical import ResampleUpscaler
@@ -39,9 +39,8 @@ def measure_gain(src: Path, spec: sw.ModelSpec, tmp_dir: Path, frames: int = GAI
     low = np.stack([cv2.resize(f, (w // s, h // s), interpolation=cv2.INTER_AREA) for f in originals])  # [N,h,w,3]
     model_up = sw._upscaler(spec)(low)  # [N, H, W, 3]
     bicubic_up = ResampleUpscaler("bicubic", scale=s)(low)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="gain-", dir=tmp_dir) as d:
-        ref, by_model, by_bicubic = (Path(d) / n for n in ("ref.mp4", "model.mp4", "bicubic.mp4"))
+    with scratch_dir(tmp_dir, "gain") as d:
+        ref, by_model, by_bicubic = (d / n for n in ("ref.mp4", "model.mp4", "bicubic.mp4"))
         encode_frames(originals, ref, fps=25, settings=LOSSLESS)
         encode_frames(list(model_up), by_model, fps=25, settings=LOSSLESS)
         encode_frames(list(bicubic_up), by_bicubic, fps=25, settings=LOSSLESS)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from framefleet.config import Settings
+from framefleet.media.formats import content_suffix
 from framefleet.media.probe import MediaInfo, probe
 from framefleet.store import Asset, Producer, Store, Variant, sha256_file
 
@@ -57,7 +58,7 @@ def ingest(path: str | Path, store: Store, *, settings: Settings | None = None, 
     existing = store.find_asset_by_sha(sha, tenant)
     if existing is not None:
         return IngestResult(existing, False, info)
-    ref = store.blobs.put_file(src)
+    ref = store.blobs.put_file(src, suffix=content_suffix(info, src.name))  # a JPEG called .mp4 is stored as .jpg
     try:
         asset = Asset(tenant=tenant, kind=info.kind, source_name=src.name[:512], sha256=sha, size_bytes=ref.size)
         asset, created = store.create_asset(asset, _original_variant(info, ref.key, sha, ref.size))

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -127,8 +130,10 @@ def process_segment_bytes(job: SegmentJob, data: bytes) -> bytes:
 
 
 def init_worker(threads: int, counter: object | None) -> None:
-    """Process-pool initializer: share the cores among workers, and count frames for the progress bar."""
+    """Process-pool initializer: share the cores among workers, count frames for the progress bar, and stop
+    when the parent is gone (a SIGKILL runs no handler there, and an orphan would go on burning a core)."""
     os.environ["FRAMEFLEET_THREADS"] = str(threads)
+    _exit_with_parent(os.getppid())
     import cv2
 
     cv2.setNumThreads(threads)
@@ -137,6 +142,15 @@ def init_worker(threads: int, counter: object | None) -> None:
 
 
 _COUNTER: object | None = None
+
+
+def _exit_with_parent(parent: int, period_s: float = 1.0) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def process_segment_in_pool(job: SegmentJob, src: str, dst: str) -> int:
