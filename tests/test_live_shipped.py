@@ -60,15 +60,10 @@ def test_weights_fit_the_budget_and_onnx_is_the_torch_net(engine: LiveEngine, fr
     assert len(SHIPPED_LOOKS) >= 6 and set(SHIPPED_LOOKS) <= set(looks.LOOKS)
 
 
-# Measured on the shipped model (2026-12-07, 5,000 distilled steps at 128² on 2 CPU cores): these do not reach
-# their own look on this photo. strict: when a retrained model gets one right, the test says so and the list shrinks.
+# Measured on the shipped model (2026-12-07, second training: 2,000 distilled steps at 128² on 2 CPU cores): every
+# canonical prompt reaches its look on this photo; two held-out phrasings do not. strict: when a retrained model
+# gets one right, the test says so and the list shrinks.
 NOT_LEARNED = {
-    ("soft-skin", "prompt"),  # closer to its teacher than the camera image is? no: the teacher is 70% the frame
-    ("cartoon", "prompt"),  # nearer soft skin's teacher: the edges are too weak
-    ("thermal", "prompt"),  # global histogram equalisation + colour map: wrong colours on this photo
-    ("soft-skin", "heldout"),
-    ("cartoon", "heldout"),
-    ("thermal", "heldout"),
     ("crisp-detail", "heldout"),  # "make every texture pop" matches no look (cosine 0.27): passes through
     ("night-vision", "heldout"),  # lands between thermal and night vision in MiniLM's space
 }
@@ -95,9 +90,21 @@ def test_each_prompt_reaches_its_own_look_on_a_held_out_photo(
     assert scores[name] > psnr(teachers[name], frame), (prompt, "no closer to the look than the camera image")
 
 
-def test_most_looks_are_learned() -> None:
-    learned = {n for n in SHIPPED_LOOKS if (n, "prompt") not in NOT_LEARNED}
-    assert len(learned) >= 5, learned
+def _reaches(engine: LiveEngine, frame: np.ndarray, name: str) -> bool:
+    teachers = {n: looks.apply(n, frame) for n in SHIPPED_LOOKS}
+    out = _look_after(engine, frame, looks.LOOKS[name].prompt)
+    scores = {n: psnr(t, out) for n, t in teachers.items()}
+    return max(scores, key=lambda n: scores[n]) == name and scores[name] > psnr(teachers[name], frame)
+
+
+def test_six_looks_are_learned_on_every_held_out_photo(engine: LiveEngine) -> None:
+    """The issue's bar (at least six prompt-named looks), on each of the four hold-out photographs."""
+    for path in data.HOLDOUT_PHOTOS:
+        photo = read_photo(path)
+        s = min(photo.shape[:2])
+        frame = np.ascontiguousarray(cv2.resize(photo[:s, :s], (192, 192), interpolation=cv2.INTER_AREA))
+        learned = [n for n in SHIPPED_LOOKS if _reaches(engine, frame, n)]
+        assert len(learned) >= 6, (path, learned)
 
 
 def test_empty_prompt_passes_through(engine: LiveEngine, frame: np.ndarray) -> None:

@@ -179,9 +179,10 @@ class LiveSession:
         x, (h, w) = pad_to_multiple(to_nchw(frame))  # [1, 3, H', W']
         if self._prev_out is None or self._prev_out.shape != x.shape:
             self._prev_out, self._prev_in = x, x  # cold start: the frame is its own previous output
-        t0 = time.perf_counter()
-        out = self.engine.runner.step(self._prev_out, x, self.cond, self._prev_in)  # [1, 3, H', W']
-        ms = (time.perf_counter() - t0) * 1e3
+        with self.engine.model_lock:  # the wait for another stream's step is not model time
+            t0 = time.perf_counter()
+            out = self.engine.runner.step(self._prev_out, x, self.cond, self._prev_in)  # [1, 3, H', W']
+            ms = (time.perf_counter() - t0) * 1e3
         self._prev_out, self._prev_in = out, x
         self.frames += 1
         return to_hwc(out[:, :, :h, :w]), ms
@@ -207,6 +208,9 @@ class LiveEngine:
         self.looks = looks or {}
         self.encode = PromptEncoder(self.looks)
         self.threads = threads
+        # One model step at a time per process: each step already uses every ONNX Runtime thread, and
+        # concurrent steps from several streams would oversubscribe the cores (slower and jittery).
+        self.model_lock = threading.Lock()
 
     @classmethod
     def load(cls, folder: str | Path | None = None, threads: int = 2) -> LiveEngine:
