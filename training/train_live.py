@@ -237,7 +237,6 @@ def export(net: LiveNet, args: argparse.Namespace, train_info: dict[str, Any], e
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # denormal weights/activations late in training slow CPU convs: ~25% faster here
     cv2.setNumThreads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     names = args.looks or list(looks.LOOKS)
@@ -301,7 +300,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    result = train(parse_args(argv))
+    # Denormals slow CPU convolutions (~25% per step here). Flushing them is process-wide FPU state, so it is
+    # undone afterwards: a caller in the same process (the tests) must not inherit it.
+    torch.set_flush_denormal(True)
+    try:
+        result = train(parse_args(argv))
+    finally:
+        torch.set_flush_denormal(False)
     last = result["losses"][-1] if result["losses"] else {}
     print(json.dumps({"step": result["step"], "out": result["out"], **last}))
     return result

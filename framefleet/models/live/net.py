@@ -180,7 +180,7 @@ def step(
     The first frame (state None) takes itself as the previous output, as training's cold start does."""
     x_np, (h, w) = pad_to_multiple(to_nchw(frame))
     x = torch.from_numpy(x_np)  # [1, 3, H', W']
-    c = torch.as_tensor(cond, dtype=torch.float32).reshape(1, -1)  # [1, 384]
+    c = torch.tensor(np.asarray(cond), dtype=torch.float32).reshape(1, -1)  # [1, 384]; a copy: cond may be read-only
     if state is None or state.prev_out.shape != x.shape:
         state = LiveState(prev_out=x, prev_in=x)
     out = model(x, state.prev_out, c, state.prev_in)  # [1, 3, H', W']
