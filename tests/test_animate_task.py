@@ -13,6 +13,7 @@ from PIL import Image
 from framefleet.config import Settings
 from framefleet.errors import InputError
 from framefleet.media.image import load_image
+from framefleet.media.samples import sample_path
 from framefleet.store import Store
 from framefleet.tasks.animate import AnimateRequest, ModelCache, animate
 
@@ -112,6 +113,10 @@ def test_cli_json_and_bad_inputs(model: Path, tmp_path: Path) -> None:
         ([str(fresh), "--model", str(broken)], "component 'unet'"),
         ([str(fresh), "--model", str(tmp_path / "nope")], "neither a shipped model"),
         ([str(fresh), "-o", str(tmp_path / "x.gif")], "ending in .mp4"),
+        (
+            [str(sample_path("bikes"))],
+            "is a video; animate takes a still image (PNG, JPEG, WebP). To enhance a video, run `framefleet enhance",
+        ),
     ]
     for args, message in cases:
         extra = [] if "--model" in args else ["--model", str(model)]

@@ -140,7 +140,9 @@ def _source_image(store: Store, source: str, settings: Settings, tenant: str) ->
     else:
         asset = store.get_asset(source, tenant)
     if asset.kind != "image":
-        raise InputError(f"asset {asset.id} is a {asset.kind}; animate takes a still image")
+        raise InputError(
+            f"asset {asset.id} is a {asset.kind}; animate takes a still image{_video_hint(asset.kind, asset.id)}"
+        )
     return asset
 
 
@@ -150,7 +152,13 @@ def check_image_file(source: str, settings: Settings) -> None:
     if path.exists():
         info = probe(path, verify=True, max_pixels=settings.max_image_pixels)
         if info.kind != "image":
-            raise InputError(f"{source} is a {info.kind}; animate takes a still image (PNG, JPEG, WebP)")
+            hint = _video_hint(info.kind, source)
+            raise InputError(f"{source} is a {info.kind}; animate takes a still image (PNG, JPEG, WebP){hint}")
+
+
+def _video_hint(kind: str, source: str) -> str:
+    """What to run instead when a video was given: enhance works on videos."""
+    return f". To enhance a video, run `framefleet enhance {source}`" if kind == "video" else ""
 
 
 def animate(
