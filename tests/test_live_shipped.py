@@ -30,12 +30,16 @@ def engine() -> LiveEngine:
     return LiveEngine.load(threads=1)
 
 
+def _square_192(path: str) -> np.ndarray:
+    """A hold-out photograph's top-left square, scaled to 192×192."""
+    photo = read_photo(path)
+    s = min(photo.shape[:2])
+    return np.ascontiguousarray(cv2.resize(photo[:s, :s], (192, 192), interpolation=cv2.INTER_AREA))
+
+
 @pytest.fixture(scope="module")
 def frame() -> np.ndarray:
-    photo = read_photo(data.HOLDOUT_PHOTOS[0])
-    h, w = photo.shape[:2]
-    s = min(h, w)
-    return np.ascontiguousarray(cv2.resize(photo[:s, :s], (192, 192), interpolation=cv2.INTER_AREA))
+    return _square_192(data.HOLDOUT_PHOTOS[0])
 
 
 def _look_after(engine: LiveEngine, frame: np.ndarray, prompt: str, steps: int = 3) -> np.ndarray:
@@ -43,6 +47,21 @@ def _look_after(engine: LiveEngine, frame: np.ndarray, prompt: str, steps: int =
     for _ in range(steps):  # a still camera: a few frames settle the history
         out, _ = session.step(frame)
     return out
+
+
+def _teachers(frame: np.ndarray) -> dict[str, np.ndarray]:
+    return {n: looks.apply(n, frame) for n in SHIPPED_LOOKS}
+
+
+def _scores(engine: LiveEngine, frame: np.ndarray, teachers: dict[str, np.ndarray], prompt: str) -> dict[str, float]:
+    """PSNR of the prompt's output to every shipped look's teacher."""
+    out = _look_after(engine, frame, prompt)
+    return {n: psnr(t, out) for n, t in teachers.items()}
+
+
+def _reaches(scores: dict[str, float], name: str, frame: np.ndarray, teachers: dict[str, np.ndarray]) -> bool:
+    """Nearest to its own teacher, and nearer to it than the camera image is."""
+    return max(scores, key=lambda n: scores[n]) == name and scores[name] > psnr(teachers[name], frame)
 
 
 def test_weights_fit_the_budget_and_onnx_is_the_torch_net(engine: LiveEngine, frame: np.ndarray) -> None:
@@ -82,28 +101,23 @@ def _cases() -> list[Any]:
 def test_each_prompt_reaches_its_own_look_on_a_held_out_photo(
     engine: LiveEngine, frame: np.ndarray, name: str, kind: str
 ) -> None:
-    teachers = {n: looks.apply(n, frame) for n in SHIPPED_LOOKS}
+    teachers = _teachers(frame)
     prompt = looks.LOOKS[name].prompt if kind == "prompt" else looks.LOOKS[name].heldout[0]
-    out = _look_after(engine, frame, prompt)
-    scores = {n: psnr(t, out) for n, t in teachers.items()}
+    scores = _scores(engine, frame, teachers, prompt)
     assert max(scores, key=lambda n: scores[n]) == name, (prompt, sorted(scores.items(), key=lambda kv: -kv[1]))
     assert scores[name] > psnr(teachers[name], frame), (prompt, "no closer to the look than the camera image")
-
-
-def _reaches(engine: LiveEngine, frame: np.ndarray, name: str) -> bool:
-    teachers = {n: looks.apply(n, frame) for n in SHIPPED_LOOKS}
-    out = _look_after(engine, frame, looks.LOOKS[name].prompt)
-    scores = {n: psnr(t, out) for n, t in teachers.items()}
-    return max(scores, key=lambda n: scores[n]) == name and scores[name] > psnr(teachers[name], frame)
 
 
 def test_six_looks_are_learned_on_every_held_out_photo(engine: LiveEngine) -> None:
     """The issue's bar (at least six prompt-named looks), on each of the four hold-out photographs."""
     for path in data.HOLDOUT_PHOTOS:
-        photo = read_photo(path)
-        s = min(photo.shape[:2])
-        frame = np.ascontiguousarray(cv2.resize(photo[:s, :s], (192, 192), interpolation=cv2.INTER_AREA))
-        learned = [n for n in SHIPPED_LOOKS if _reaches(engine, frame, n)]
+        frame = _square_192(path)
+        teachers = _teachers(frame)
+        learned = [
+            n
+            for n in SHIPPED_LOOKS
+            if _reaches(_scores(engine, frame, teachers, looks.LOOKS[n].prompt), n, frame, teachers)
+        ]
         assert len(learned) >= 6, (path, learned)
 
 

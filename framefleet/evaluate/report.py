@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from framefleet._fs import scratch_file
 from framefleet.errors import InputError
 from framefleet.evaluate.results import GainResult, StudyResults
 
@@ -77,12 +78,9 @@ def write_html(text: str, dst: Path) -> Path:
         raise InputError(f"--html {dst}: its folder does not exist")
     if dst.is_dir():
         raise InputError(f"--html {dst}: is a folder; give a file name such as results.html")
-    tmp = dst.with_name(f".{dst.name}.part")
-    try:
+    with scratch_file(dst.resolve().parent, ".html") as tmp:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst
 
 

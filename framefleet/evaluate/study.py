@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import secrets
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from framefleet._fs import scratch_file
 from framefleet.config import Settings
 from framefleet.errors import FramefleetError, InputError
 from framefleet.evaluate.design import PlannedItem, plan_items, plan_sessions
@@ -338,8 +340,7 @@ def write_votes(store: Store, study_id: str, dst: Path) -> int:
     if not dst.resolve().parent.is_dir():
         raise InputError(f"-o {dst}: its folder does not exist")
     records = vote_records(store, study_id)
-    tmp = dst.with_name(f".{dst.name}.part")
-    try:
+    with scratch_file(dst.resolve().parent, suffix) as tmp:
         with tmp.open("w", newline="") as f:
             if suffix == ".json":
                 json.dump({"study": study_id, "votes": records}, f, indent=1)
@@ -348,9 +349,7 @@ def write_votes(store: Store, study_id: str, dst: Path) -> int:
                 w.writeheader()
                 for r in records:
                     w.writerow({**r, "artifacts": ";".join(r["artifacts"])})
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.replace(tmp, dst)
     return len(records)
 
 

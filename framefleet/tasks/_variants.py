@@ -3,12 +3,11 @@ storing that row so a lost race or a failure never leaves an orphaned blob."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import shutil
 from pathlib import Path
 
+from framefleet._fs import scratch_file
 from framefleet.media.probe import MediaInfo
 from framefleet.store import Producer, Store, Variant
 from framefleet.store.blobs import BlobRef
@@ -66,14 +65,9 @@ def store_variant(
 
 def copy_out(blob: Path, dst: Path) -> Path:
     """Copy the stored file to the user's path atomically (a temp name in the same folder, then os.replace)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.part")  # unique: two copies to one path may race
-    try:
+    with scratch_file(dst.parent, dst.suffix) as tmp:  # unique name: two copies to one path may race
         shutil.copyfile(blob, tmp)
         os.replace(tmp, dst)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return dst
 
 

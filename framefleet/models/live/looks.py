@@ -95,25 +95,26 @@ def soft_skin(rgb: np.ndarray) -> np.ndarray:
     return cv2.edgePreservingFilter(rgb, flags=cv2.RECURS_FILTER, sigma_s=50, sigma_r=0.35)
 
 
+def _saturate(rgb: np.ndarray, gain: float) -> np.ndarray:
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # [H, W, 3]
+    hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
 _OIL_LEVELS = _curve(lambda x: np.round(x * 11) / 11)  # 12 levels per channel
 
 
 def oil_painting(rgb: np.ndarray) -> np.ndarray:
     """Strong normalised-convolution smoothing, colours posterised to 12 levels, saturation × 1.35."""
     smooth = cv2.edgePreservingFilter(rgb, flags=cv2.NORMCONV_FILTER, sigma_s=60, sigma_r=0.5)
-    hsv = cv2.cvtColor(cv2.LUT(smooth, _OIL_LEVELS), cv2.COLOR_RGB2HSV)  # [H, W, 3]
-    hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * 1.35, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return _saturate(cv2.LUT(smooth, _OIL_LEVELS), 1.35)
 
 
 def crisp_detail(rgb: np.ndarray) -> np.ndarray:
     return _rgb(cv2.detailEnhance(_bgr(rgb), sigma_s=10, sigma_r=0.15))
 
 
-def _saturate(rgb: np.ndarray, gain: float) -> np.ndarray:
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)  # [H, W, 3]
-    hsv[..., 1] = np.clip(hsv[..., 1].astype(np.float32) * gain, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+_EDGE_KERNEL = np.ones((2, 2), np.uint8)
 
 
 def cartoon(rgb: np.ndarray) -> np.ndarray:
@@ -129,9 +130,6 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
     edges = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 4)  # 0 on edges
     edges = cv2.erode(edges, _EDGE_KERNEL)
     return cv2.bitwise_and(flat, flat, mask=edges)
-
-
-_EDGE_KERNEL = np.ones((2, 2), np.uint8)
 
 
 _SUNSET = (
