@@ -1,13 +1,14 @@
 """Upscalers: `frames[N, H, W, 3] uint8 -> frames[N, sH, sW, 3] uint8`, one file per model.
 
     from framefleet.models.upscale import load_upscaler
-    up = load_upscaler("espcn", scale=2)           # our CPU model on ONNX Runtime
+    up = load_upscaler("ecbsr", scale=2)           # our CPU model (OpenVINO or ONNX Runtime)
     hi = up(frames)                                # [N, 2H, 2W, 3]
 
-| name                   | scales  | backends            | weights                                      |
-|------------------------|---------|---------------------|----------------------------------------------|
-| bicubic, lanczos       | 2, 3, 4 | OpenCV              | none                                         |
-| espcn                  | 2       | onnx (CPU), torch   | ours, shipped (training/distill_espcn.py)    |
+| name                 | scales  | backends                | weights                                        |
+|----------------------|---------|-------------------------|------------------------------------------------|
+| bicubic, lanczos     | 2, 3, 4 | OpenCV                  | none                                           |
+| ecbsr                | 2       | openvino, onnx, torch   | ours, shipped (training/train_ecbsr.py)        |
+| espcn                | 2       | onnx (CPU), torch       | ours, the previous default (distill_espcn.py)  |
 | realesr-animevideov3   | 2, 3, 4 | torch (CPU, CUDA)   | pretrained ncnn files, converted on first use|
 | srvgg                  | weights | torch (CPU, CUDA)   | a user's Real-ESRGAN compact .pth/.safetensors|
 """
@@ -20,17 +21,29 @@ from pathlib import Path
 from framefleet.errors import InputError, ModelError
 from framefleet.models.upscale.base import Upscaler, check_scale, resolve_device
 from framefleet.models.upscale.classical import ResampleUpscaler
+from framefleet.models.upscale.ecbsr import ECBSRUpscaler
 from framefleet.models.upscale.espcn import ESPCNUpscaler
 from framefleet.models.upscale.ncnn_convert import convert_to_safetensors
 from framefleet.models.upscale.srvgg import SRVGGUpscaler
 
-UPSCALERS = ("espcn", "bicubic", "lanczos", "realesr-animevideov3", "srvgg")
+UPSCALERS = ("ecbsr", "espcn", "bicubic", "lanczos", "realesr-animevideov3", "srvgg")
 ANIMEVIDEO_SCALES = (2, 3, 4)
 
 
 def default_model() -> str:
     """Our CPU model without a GPU; Real-ESRGAN compact with one (heavier, sharper, pays off on a GPU)."""
-    return "realesr-animevideov3" if resolve_device("auto") != "cpu" else "espcn"
+    return "realesr-animevideov3" if resolve_device("auto") != "cpu" else "ecbsr"
+
+
+def default_cpu_backend() -> str:
+    """OpenVINO where the CPU computes bf16 natively (1.6–1.9× ONNX Runtime's f32 on this model, measured in
+    benchmarks/enhance_benchmarks.py), else ONNX Runtime (OpenVINO in f32 was no faster); ONNX Runtime too
+    when OpenVINO is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return "onnx"
+    return "openvino" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "onnx"
 
 
 def ncnn_model_dir() -> Path:
@@ -68,6 +81,12 @@ def load_upscaler(
     """Build the upscaler called `name`; raises InputError for unknown names, scales or backends."""
     if name in ("bicubic", "lanczos"):
         return ResampleUpscaler(name, scale=scale)
+    if name == "ecbsr":
+        dev = resolve_device(device)
+        chosen = backend or (default_cpu_backend() if dev == "cpu" else "torch")
+        return ECBSRUpscaler(
+            scale=scale, backend=chosen, device=dev, tile=tile or 0, weights=Path(weights) if weights else None
+        )
     if name == "espcn":
         dev = resolve_device(device)
         chosen = backend or ("onnx" if dev == "cpu" else "torch")
@@ -88,4 +107,4 @@ def load_upscaler(
     raise InputError(f"unknown upscaler {name!r}; choose one of {', '.join(UPSCALERS)}")
 
 
-__all__ = ["UPSCALERS", "Upscaler", "default_model", "load_upscaler"]
+__all__ = ["UPSCALERS", "Upscaler", "default_cpu_backend", "default_model", "load_upscaler"]
