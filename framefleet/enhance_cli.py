@@ -1,6 +1,6 @@
 """`framefleet enhance` and `framefleet quality`.
 
-framefleet enhance clip.mp4 --scale 2 [--model espcn] [--fps 60] [--segments 4] [--force] [--no-gate]
+framefleet enhance clip.mp4 --scale 2 [--model ecbsr] [--fps 60] [--segments 4] [--force] [--no-gate]
                             [--ladder 720,480] [-o out.mp4] [--json]
 framefleet quality ref.mp4 dist.mp4 --json     # {"psnr": .., "ssim": .., "vmaf": .., ...}
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, err, out, progress_bars, run, skipped_rungs_note
+from framefleet._cli import JsonOpt, app, emit, err, out, progress_bars, run, self_check_line, skipped_rungs_note
 from framefleet.config import Settings, parse_ladder
 from framefleet.models.interpolate import INTERPOLATORS
 from framefleet.models.upscale import UPSCALERS
@@ -33,9 +33,14 @@ def stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | 
 def enhance(
     source: Annotated[str, typer.Argument(help="A video file (ingested first) or an asset id.")],
     scale: Annotated[int, typer.Option(help="Upscaling factor.")] = 2,
-    model: Annotated[str | None, typer.Option(help=f"{', '.join(UPSCALERS)}. Default: espcn without a GPU.")] = None,
-    weights: Annotated[str | None, typer.Option(help="Weights file for --model srvgg (.pth/.safetensors).")] = None,
-    backend: Annotated[str | None, typer.Option(help="onnx or torch (default: onnx on CPU).")] = None,
+    model: Annotated[str | None, typer.Option(help=f"{', '.join(UPSCALERS)}. Default: ecbsr without a GPU.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Your weights: .pth/.safetensors for srvgg, .safetensors for ecbsr/espcn.")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="openvino, onnx or torch. Default on CPU: openvino where the CPU has bf16, else onnx."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     fps: Annotated[float | None, typer.Option(help="Target frame rate: twice the source's.")] = None,
     interpolator: Annotated[str, typer.Option(help=f"{', '.join(INTERPOLATORS)}.")] = "dis",
@@ -120,9 +125,7 @@ def _render(p: dict[str, Any], ladder: tuple[int, ...]) -> None:
         out.print(f"ladder: {note}")
     m = p["metrics"]
     if m.get("gain_vmaf") is not None:
-        out.print(
-            f"self-check one octave down: VMAF gain over bicubic {m['gain_vmaf']:+.2f}, PSNR {m['gain_psnr']:+.2f} dB"
-        )
+        out.print(self_check_line(m))
     out.print(f"{'new' if p['created'] else 'existing'} variant → {p['output']}  ({p['seconds']:.1f} s)")
 
 

@@ -100,11 +100,18 @@ def test_demo_json(cli_env: dict[str, str]) -> None:
     assert out["clips"][0]["rungs"] == ["h264-720p", "h264-480p", "h264-360p"]
     rt = out["segment_roundtrip"]
     assert rt["segments"] == 4 and rt["frames_before"] == rt["frames_after"] == 250 and rt["timestamps_identical"]
+    e = out["enhance"]  # one real clip enhanced: the gate's decision, the gain over Lanczos, what the file loses
+    assert e["clip"] == "carphone" and e["created"] and e["gate"]["enhance"] and e["gate"]["rule"] == "pass"
+    assert e["baseline"] == "lanczos" and e["gain_vmaf"] is not None and e["gain_psnr"] is not None
+    assert abs(e["mezzanine_loss_psnr"]) <= 0.1 and e["mezzanine_loss_vmaf"] is not None
+    assert {"model", "lanczos", "file"} <= set(e["metrics"]["proxy"]) and Path(e["output"]).is_file()
     a = out["animate"]
     assert a["created"] and a["model"] == "student" and a["frames"] == 8 and a["denoiser_passes"] == 8
     assert Path(a["output"]).is_file()
     again = one_json(run_cli("demo", "--json", env=cli_env).stdout)
     assert all(not c["ingested"] and c["new_renditions"] == 0 for c in again["clips"])
+    assert not again["enhance"]["created"] and again["enhance"]["variant"] == e["variant"]
+    assert again["enhance"]["gain_vmaf"] == e["gain_vmaf"]
     assert not again["animate"]["created"] and again["animate"]["variant"] == a["variant"]
     json.dumps(again)
 

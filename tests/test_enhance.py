@@ -16,8 +16,11 @@ import pytest
 
 from framefleet.config import Settings
 from framefleet.media import iter_timed_frames, probe, sample_path
+from framefleet.media.encode import EncodeSettings
 from framefleet.store import Store
-from framefleet.tasks.enhance import EnhanceRequest, enhance
+from framefleet.tasks.enhance import MEZZANINE, EnhanceRequest, enhance
+from framefleet.tasks.gain import measure_gain
+from framefleet.tasks.segment_worker import ModelSpec
 
 from conftest import count_rows, files_under, one_json, run_cli, write_clip
 
@@ -37,8 +40,9 @@ def test_enhance_creates_a_variant_then_finds_it_then_force_recomputes(store: St
     assert first.gate.enhance and first.created and first.variant is not None
     v = first.variant
     assert (v.width, v.height, v.frame_count) == (352, 288, 120) and v.parent_id == first.source.id
-    assert v.producer_model == "enhance-espcn" and v.params["model"]["name"] == "espcn"
+    assert v.producer_model == "enhance-ecbsr" and v.params["model"]["name"] == "ecbsr"
     assert v.metrics["gate"]["rule"] == "pass" and v.metrics["gain_vmaf"] is not None
+    assert v.metrics["proxy"]["file"]["encode"] == v.params["encode"] == MEZZANINE.as_params()  # what was stored
     assert first.output is not None and probe(first.output).video.frames == 120  # type: ignore[union-attr]
     assert [r.parent_id for r in first.ladder] == [v.id] and first.ladder[0].height == 144
     rows = count_rows(store)
@@ -53,6 +57,28 @@ def test_enhance_creates_a_variant_then_finds_it_then_force_recomputes(store: St
     assert count_rows(store)["variants"] == rows["variants"] - 1
     keys = {x.blob_key for x in store.get_asset(first.asset.id).variants}
     assert {p.name for p in files_under(settings.blob_dir)} == {Path(str(k)).name for k in keys}
+
+
+def test_self_check_scores_the_model_in_memory_and_from_the_mezzanine_file(tmp_path: Path) -> None:
+    """Issue 17: the stored file keeps the model's gain (≤ 0.1 dB PSNR-Y lost), and the gain is over Lanczos."""
+    spec = ModelSpec(model="espcn", scale=2)
+    m = measure_gain(sample_path("carphone"), spec, tmp_path, mezzanine=MEZZANINE)
+    proxy = m["proxy"]
+    assert proxy["baseline"] == "lanczos" and {"model", "lanczos", "file"} <= set(proxy) and "bicubic" not in proxy
+    memory, file = proxy["model"], proxy["file"]
+    assert proxy["frames"] == file["frames"] == memory["frames"] == 24
+    assert m["gain_vmaf"] == round(memory["vmaf"] - proxy["lanczos"]["vmaf"], 2) > 0  # ESPCN beats Lanczos here
+    assert m["gain_psnr"] == pytest.approx(memory["psnr"] - proxy["lanczos"]["psnr"], abs=1e-3)
+    assert m["mezzanine_loss_psnr"] == pytest.approx(memory["psnr"] - file["psnr"], abs=1e-3)
+    assert m["mezzanine_loss_vmaf"] == pytest.approx(memory["vmaf"] - file["vmaf"], abs=0.01)
+    assert abs(m["mezzanine_loss_psnr"]) <= 0.1 and abs(m["mezzanine_loss_vmaf"]) <= 0.5
+    assert file["encode"] == MEZZANINE.as_params()
+    json.dumps(m)
+    # the measurement is real: CRF 16, the mezzanine before issue 17, lost 0.15 dB and 1.8 VMAF here (24 frames)
+    lossy = measure_gain(sample_path("carphone"), spec, tmp_path, mezzanine=EncodeSettings(crf=16), frames=8)
+    assert lossy["mezzanine_loss_psnr"] > 0.05 and lossy["mezzanine_loss_vmaf"] > 0.5, lossy
+    no_file = measure_gain(sample_path("carphone"), spec, tmp_path, frames=2)
+    assert "file" not in no_file["proxy"] and "mezzanine_loss_psnr" not in no_file
 
 
 def test_segments_give_the_sequential_frames_timestamps_and_audio(home: Path, tmp_path: Path) -> None:
@@ -82,12 +108,16 @@ def test_gate_skips_and_no_gate_overrides(home: Path) -> None:
     r = run_cli("enhance", src, "--min-quality", "99", "--no-gate", "--json")
     d = one_json(r.stdout)
     assert r.returncode == 0 and d["gate"]["overridden"] is True and len(d["variants"]) == 1
+    m = d["metrics"]  # the self-check, in memory and from the written file (issue 17)
+    assert m["proxy"]["baseline"] == "lanczos" and {"model", "lanczos", "file"} <= set(m["proxy"])
+    assert m["gain_vmaf"] is not None and abs(m["mezzanine_loss_psnr"]) <= 0.1 and "mezzanine_loss_vmaf" in m
     # a ladder from the (existing) 352×288 result: the rung above it is named in the JSON and to a person
     r = run_cli("enhance", src, "--ladder", "720,144", "--json")
     d = one_json(r.stdout)
     assert d["skipped_rungs"] == [720] and [v["height"] for v in d["variants"]] == [288, 144]
     r = run_cli("enhance", src, "--ladder", "720,144")
     assert r.returncode == 0 and "ladder: skipped 720p: above the source's 288p" in r.stdout, r.stdout
+    assert "VMAF gain over Lanczos" in r.stdout and "the mezzanine file loses" in r.stdout, r.stdout
 
 
 def test_rotated_and_vfr_clips(home: Path, media: dict[str, Path], tmp_path: Path) -> None:

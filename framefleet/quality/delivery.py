@@ -15,7 +15,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DeliveryRule:
-    min_gain_vmaf: float = 1.0  # enhanced must beat the bicubic upscale of the same input by this much
+    min_gain_vmaf: float = 1.0  # enhanced must beat the Lanczos upscale of the same input by this much
     holdout: float = 0.0  # fraction of viewers kept on the original (the A/B control arm), 0..1
     experiment: str = "enhance-v1"
 

@@ -43,7 +43,15 @@ from framefleet.tasks.gain import measure_gain
 from framefleet.tasks.ingest import ORIGINAL, ingest
 
 VERSION = "1"  # bump when the recipe (not the model) changes the output for the same parameters
-MEZZANINE = EncodeSettings(crf=16, preset="veryfast")  # near-transparent: the ladder is encoded from it
+# The enhanced variant's file, from which its ladder is encoded: lossless (x264 at CRF 0, in yuv420p), so the file
+# keeps the model's gain. benchmarks/mezzanine_benchmark.py (ESPCN v4, first 24 frames, ×½ INTER_AREA then ×2;
+# PSNR-Y loss = in memory minus file; bikes / bigbuckbunny / carphone):
+#   CRF 16 (before): 0.71 / 0.79 / 0.15 dB, VMAF 1.9 / 2.4 / 1.8;  CRF 8: 0.24 / 0.16 / 0.03 dB;
+#   CRF 2: 0.087 / 0.052 / 0.006 dB (no margin for a sharper model);  CRF 0: 0 / 0 / 0 dB and VMAF.
+# The price is size: 4.7 / 47.5 / 2.4 Mb/s (CRF 16: 0.5 / 4.4 / 0.2 Mb/s). Among the lossless presets, veryfast's
+# file is 3.5-7% larger than medium's for 0.41-0.58 of its encoder CPU time (ultrafast: 1.17-1.35× the bytes).
+# Lossless H.264 is the High 4:4:4 Predictive profile, which many hardware decoders do not play: serve the rungs.
+MEZZANINE = EncodeSettings(crf=0, preset="veryfast")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # How a multi-segment job runs: write the processed `parts[k]` to `outs[k]` for every k, reporting frames done to
@@ -189,7 +197,7 @@ def enhance(
             variant.metrics = {
                 "gate": gate.to_dict(),
                 "input_estimated_vmaf": round(estimate.vmaf, 2),
-                **(measure_gain(src, spec, settings.tmp_dir) if request.measure_gain else {}),
+                **(measure_gain(src, spec, settings.tmp_dir, mezzanine=MEZZANINE) if request.measure_gain else {}),
                 "rotation_applied": info.video.rotation,
             }
             result.variant, result.created = store_variant(
