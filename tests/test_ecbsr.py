@@ -164,3 +164,21 @@ def test_trainer_learns_and_saves_both_forms(tmp_path: Path, monkeypatch: pytest
     if importlib.util.find_spec("onnxruntime"):
         up = load_upscaler("ecbsr", backend="onnx", weights=out)
         assert up(frames(1)).shape == (1, 96, 128, 3)
+
+
+def test_openvino_is_imported_without_its_telemetry() -> None:
+    """`import openvino` alone sends a usage event from a forked process; ours loads it with that stubbed out,
+    so no telemetry module, no sender thread, and the process exits at once (it hung offline before)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from framefleet.models.upscale import default_cpu_backend, load_upscaler\n"
+        "default_cpu_backend()\n"
+        "load_upscaler('ecbsr', backend='openvino')\n"
+        "assert not any(m.startswith('openvino_telemetry') and sys.modules[m] for m in sys.modules), 'telemetry'\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

@@ -19,7 +19,7 @@ import importlib.util
 from pathlib import Path
 
 from framefleet.errors import InputError, ModelError
-from framefleet.models.upscale.base import Upscaler, check_scale, resolve_device
+from framefleet.models.upscale.base import Upscaler, check_scale, import_openvino, resolve_device
 from framefleet.models.upscale.classical import ResampleUpscaler
 from framefleet.models.upscale.ecbsr import ECBSRUpscaler
 from framefleet.models.upscale.espcn import ESPCNUpscaler
@@ -39,9 +39,8 @@ def default_cpu_backend() -> str:
     """OpenVINO where the CPU computes bf16 natively (1.6–1.9× ONNX Runtime's f32 on this model, measured in
     benchmarks/enhance_benchmarks.py), else ONNX Runtime (OpenVINO in f32 was no faster); ONNX Runtime too
     when OpenVINO is not installed."""
-    try:
-        import openvino as ov
-    except ImportError:
+    ov = import_openvino()
+    if ov is None:
         return "onnx"
     return "openvino" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "onnx"
 

@@ -183,13 +183,31 @@ def onnx_fn(path: Path) -> tuple[ArrayFn, int]:
     return fn, int(shape[1]) if isinstance(shape[1], int) else 3
 
 
+def import_openvino() -> Any:
+    """The `openvino` module with its telemetry off, or None when it is not installed.
+
+    `import openvino` sends a usage event to Google Analytics (openvino/tools/ovc/__init__.py), from a forked
+    process when the `openvino_telemetry` package is present. Offline, that fork deadlocked and our process hung
+    at exit (found in `framefleet demo`). Marking the telemetry module absent makes OpenVINO fall back to its own
+    no-op stub (openvino/tools/ovc/telemetry_utils.py), so nothing is sent and nothing forks."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[assignment]
+        sys.modules.setdefault("openvino_telemetry.backend", None)  # type: ignore[assignment]
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino
+
+
 def openvino_fn(path: Path, *, bf16: bool = True) -> tuple[ArrayFn, str]:
     """A numpy-in numpy-out function running the ONNX model at `path` with OpenVINO on the CPU, and the
     precision it runs in: bf16 where the CPU computes in it natively (and `bf16`), else f32."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise ModelError("the openvino backend needs OpenVINO: pip install openvino (or use --backend onnx)") from None
+    ov = import_openvino()
+    if ov is None:
+        raise ModelError("the openvino backend needs OpenVINO: pip install openvino (or use --backend onnx)")
     core = ov.Core()
     native_bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     precision = "bf16" if bf16 and native_bf16 else "f32"
