@@ -193,8 +193,8 @@ def import_openvino() -> Any:
     import sys
 
     if "openvino" not in sys.modules:
-        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[assignment]
-        sys.modules.setdefault("openvino_telemetry.backend", None)  # type: ignore[assignment]
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+        sys.modules.setdefault("openvino_telemetry.backend", None)  # type: ignore[arg-type]
     try:
         import openvino
     except ImportError:
