@@ -43,10 +43,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from train_espcn import photographs
+from train_espcn import gradient_l1, photographs
 
 from framefleet.models.upscale.ecbsr import build_ecbsr, export_onnx
 from framefleet.quality.degrade import KERNELS, Degradation, degrade_frames, grid
+from framefleet.quality.fullref import psnr
 
 SCALE = 2
 VALIDATION = ("coffee.png", "chelsea.png")
@@ -102,17 +103,6 @@ def batch(pairs: list[tuple[np.ndarray, ...]], n: int, size: int, rng: random.Ra
     base = torch.from_numpy(np.stack(bases)[:, None] / 255)  # [n, 1, 2size, 2size]
     y = torch.from_numpy(np.stack(ys)[:, None].astype(np.float32) / 255)  # [n, 1, 2size, 2size]
     return x, base, y
-
-
-def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
-    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
-    return F.l1_loss(dx(a), dx(b)) + F.l1_loss(dy(a), dy(b))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255**2 / max(mse, 1e-10))
 
 
 def grid_set(images: dict[str, np.ndarray]) -> list[tuple[str, Degradation, np.ndarray, np.ndarray]]:

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from framefleet.media import encode_frames, iter_frames
 from framefleet.media.encode import EncodeSettings
+from framefleet.models.upscale.base import export_upscaler_onnx
 from framefleet.models.upscale.espcn import build_espcn, widths
 from framefleet.quality.fullref import psnr
 
@@ -263,17 +264,7 @@ def save_weights(model: torch.nn.Module, out: Path, meta: dict[str, str]) -> Non
 
 
 def export_onnx(model: torch.nn.Module, out: Path) -> None:
-    x = torch.rand(1, model.conv1.in_channels, 64, 64)  # [1, C, h, w]: C = 1 (luma, v4) or 3 (RGB, v3)
-    torch.onnx.export(
-        model,
-        (x,),
-        str(out),
-        dynamo=False,  # the TorchScript exporter needs no onnxscript and gives a small, plain graph
-        input_names=["x"],
-        output_names=["y"],
-        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}},
-        opset_version=17,
-    )
+    export_upscaler_onnx(model, out, model.conv1.in_channels)  # 1 (luma, v4) or 3 (RGB, v3)
 
 
 if __name__ == "__main__":

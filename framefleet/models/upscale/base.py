@@ -163,6 +163,28 @@ def torch_fn(module: Any, device: str, *, bf16: bool) -> ArrayFn:
     return fn
 
 
+def torch_label(device: str, bf16: bool) -> str:
+    """The backend part of a producer for a PyTorch run: bf16 autocast only applies on CUDA."""
+    return f"torch-{device.split(':')[0]}" + ("-bf16" if bf16 and device.startswith("cuda") else "")
+
+
+def export_upscaler_onnx(module: Any, out: Path, channels: int) -> None:
+    """Export an upscaler's network ([n, channels, h, w] -> [n, C, sh, sw]) to ONNX with dynamic batch and size."""
+    import torch
+
+    x = torch.rand(1, channels, 64, 64)  # [1, C, h, w]
+    torch.onnx.export(
+        module,
+        (x,),
+        str(out),
+        dynamo=False,  # the TorchScript exporter needs no onnxscript and gives a small, plain graph
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}},
+        opset_version=17,
+    )
+
+
 def onnx_fn(path: Path) -> tuple[ArrayFn, int]:
     """A numpy-in numpy-out function running the ONNX model at `path` on the CPU, and the channels it takes."""
     import onnxruntime as ort

@@ -37,11 +37,13 @@ from framefleet.models.upscale.base import (
     ArrayFn,
     LearnedUpscaler,
     check_scale,
+    export_upscaler_onnx,
     file_digest,
     onnx_fn,
     openvino_fn,
     resolve_device,
     torch_fn,
+    torch_label,
 )
 from framefleet.models.upscale.espcn import add_luma_residual, luma_planar
 
@@ -242,7 +244,7 @@ class ECBSRUpscaler(LearnedUpscaler):
         if backend == "torch":
             dev = resolve_device(device)
             fn = torch_fn(load_module(state, scale, str(source)), dev, bf16=bf16)
-            label = f"torch-{dev.split(':')[0]}" + ("-bf16" if bf16 and dev.startswith("cuda") else "")
+            label = torch_label(dev, bf16)
         elif weights is None:  # the shipped weights have their ONNX export beside them
             fn, label = _cpu_runtime(backend, weights_path(scale, "onnx"), bf16)
         else:  # a user's weights are exported once, into a folder that is gone once the runtime holds the model
@@ -274,16 +276,4 @@ def _cpu_runtime(backend: str, onnx: Path, bf16: bool) -> tuple[ArrayFn, str]:
 
 
 def export_onnx(module: Any, out: Path) -> None:
-    import torch
-
-    x = torch.rand(1, 1, 64, 64)  # [1, 1, h, w]: luma
-    torch.onnx.export(
-        module,
-        (x,),
-        str(out),
-        dynamo=False,  # the TorchScript exporter needs no onnxscript and gives a small, plain graph
-        input_names=["x"],
-        output_names=["y"],
-        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}},
-        opset_version=17,
-    )
+    export_upscaler_onnx(module, out, channels=1)  # reads luma

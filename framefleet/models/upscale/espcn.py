@@ -39,6 +39,7 @@ from framefleet.models.upscale.base import (
     onnx_fn,
     resolve_device,
     torch_fn,
+    torch_label,
 )
 
 VERSION = "4"
@@ -160,7 +161,7 @@ class ESPCNUpscaler(LearnedUpscaler):
             module.load_state_dict(state)
             dev = resolve_device(device)
             fn = torch_fn(module, dev, bf16=bf16)
-            label = f"torch-{dev.split(':')[0]}" + ("-bf16" if bf16 and dev.startswith("cuda") else "")
+            label = torch_label(dev, bf16)
         else:
             raise InputError(f"unknown backend {backend!r} for espcn; choose onnx or torch")
         if self.channels not in (1, 3):

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from framefleet.errors import InputError, ModelError
-from framefleet.models.upscale.base import LearnedUpscaler, check_scale, file_digest, resolve_device, torch_fn
+from framefleet.models.upscale.base import (
+    LearnedUpscaler,
+    check_scale,
+    file_digest,
+    resolve_device,
+    torch_fn,
+    torch_label,
+)
 
 VERSION = "1"
 
@@ -124,7 +131,7 @@ class SRVGGUpscaler(LearnedUpscaler):
         overlap = num_conv + 2 + 4
         super().__init__(
             torch_fn(module, dev, bf16=bf16),
-            backend=f"torch-{dev.split(':')[0]}" + ("-bf16" if bf16 and dev.startswith("cuda") else ""),
+            backend=torch_label(dev, bf16),
             tile=tile,
             overlap=overlap,
             batch=batch,
