@@ -36,7 +36,7 @@ def default_model() -> str:
 
 
 def default_cpu_backend() -> str:
-    """OpenVINO where the CPU computes bf16 natively (1.6–1.9× ONNX Runtime's f32 on this model, measured in
+    """OpenVINO where the CPU computes bf16 natively (1.74× ONNX Runtime's f32 for the whole upscaler, measured in
     benchmarks/enhance_benchmarks.py), else ONNX Runtime (OpenVINO in f32 was no faster); ONNX Runtime too
     when OpenVINO is not installed."""
     ov = import_openvino()
