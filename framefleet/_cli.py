@@ -149,6 +149,17 @@ def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = Non
     return t
 
 
+def calibration_line(m: dict[str, Any]) -> str | None:
+    """The per-clip blend weight (models/upscale/blend.py) in one line, or None when the run was not calibrated."""
+    c = m.get("calibration")
+    if not c:
+        return None
+    return (
+        f"calibrated on the clip: {c['alpha']:.2f} model + {1 - c['alpha']:.2f} {c['baseline']} "
+        f"(one octave down: {c['octave_gain_db']:+.2f} dB over {c['baseline']}, model alone {c['model_gain_db']:+.2f})"
+    )
+
+
 def self_check_line(m: dict[str, Any]) -> str:
     """The enhance self-check in one line: the gain over the baseline (in memory) and what the file loses."""
     baseline = str((m.get("proxy") or {}).get("baseline", "bicubic")).capitalize()  # older variants: bicubic

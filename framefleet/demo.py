@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from framefleet._cli import rung_progress, self_check_line, variants_table
+from framefleet._cli import calibration_line, rung_progress, self_check_line, variants_table
 from framefleet.config import Settings
 from framefleet.media import join_segments, probe, sample_path, split_video
 from framefleet.store import Store
@@ -105,6 +105,8 @@ def run_demo(*, as_json: bool = False, console: Console | None = None) -> dict[s
             f"enhanced {e['clip']} ×{e['scale']} with {e['model']}: gate {'enhance' if g['enhance'] else 'skip'} "
             f"({g['rule']}): {g['reason']}"
         )
+        if (line := calibration_line(e["metrics"])) is not None:
+            console.print(line)
         if e["gain_vmaf"] is not None:
             console.print(self_check_line(e["metrics"]))
         if e["output"] is not None:

@@ -14,7 +14,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from framefleet._cli import JsonOpt, app, emit, err, out, progress_bars, run, self_check_line, skipped_rungs_note
+from framefleet._cli import (
+    JsonOpt,
+    app,
+    calibration_line,
+    emit,
+    err,
+    out,
+    progress_bars,
+    run,
+    self_check_line,
+    skipped_rungs_note,
+)
 from framefleet.config import Settings, parse_ladder
 from framefleet.models.interpolate import INTERPOLATORS
 from framefleet.models.upscale import UPSCALERS
@@ -47,6 +58,12 @@ def enhance(
     segments: Annotated[int, typer.Option(help="Process N keyframe segments in parallel.")] = 1,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if this variant exists.")] = False,
     no_gate: Annotated[bool, typer.Option("--no-gate", help="Run the model whatever the gate says.")] = False,
+    no_calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--no-calibrate", help="Run the model as it is, not blended with Lanczos by a weight fitted on the clip."
+        ),
+    ] = False,
     min_quality: Annotated[float, typer.Option(help="Gate: skip inputs with estimated VMAF below this.")] = 40.0,
     target: Annotated[int, typer.Option(help="Gate: skip inputs whose short side is already ≥ this.")] = 1080,
     min_size: Annotated[int, typer.Option(help="Gate: skip inputs whose short side is below this.")] = 64,
@@ -73,6 +90,7 @@ def enhance(
             segments=segments,
             force=force,
             gate=not no_gate,
+            calibrate=not no_calibrate,
             thresholds=GateThresholds(target_short_side=target, min_quality=min_quality, min_short_side=min_size),
             ladder=parse_ladder(ladder) if ladder else (),
         )
@@ -124,6 +142,8 @@ def _render(p: dict[str, Any], ladder: tuple[int, ...]) -> None:
     if note:
         out.print(f"ladder: {note}")
     m = p["metrics"]
+    if (line := calibration_line(m)) is not None:
+        out.print(line)
     if m.get("gain_vmaf") is not None:
         out.print(self_check_line(m))
     out.print(f"{'new' if p['created'] else 'existing'} variant → {p['output']}  ({p['seconds']:.1f} s)")

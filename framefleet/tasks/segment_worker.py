@@ -8,6 +8,7 @@ lets the last interpolated frame of a segment match too.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import signal
@@ -25,6 +26,7 @@ from framefleet.media.decode import iter_timed_frames
 from framefleet.media.encode import EncodeSettings, encode_frames
 from framefleet.models.interpolate import Interpolator, double_rate, load_interpolator
 from framefleet.models.upscale import Upscaler, load_upscaler
+from framefleet.models.upscale.blend import BlendedUpscaler
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class ModelSpec:
     cache_dir: str | None = None
     interpolator: str | None = None  # None: keep the frame rate
     batch: int = 4
+    blend: float | None = None  # weight of the model against Lanczos, fitted on the clip (models/upscale/blend.py)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class SegmentJob:
 
 @functools.cache
 def _upscaler(spec: ModelSpec) -> Upscaler:
+    if spec.blend is not None:
+        return BlendedUpscaler(_upscaler(dataclasses.replace(spec, blend=None)), spec.blend)
     return load_upscaler(
         spec.model,
         scale=spec.scale,

@@ -1,0 +1,119 @@
+"""Per-clip calibration (models/upscale/blend.py): the blend weight, the blended upscaler, and enhance's use of it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from framefleet.config import Settings
+from framefleet.errors import InputError
+from framefleet.media import iter_frames, sample_path
+from framefleet.models.upscale import load_upscaler
+from framefleet.models.upscale.blend import BlendedUpscaler, fit_blend
+from framefleet.quality.degrade import downscale
+from framefleet.store import Store
+from framefleet.tasks.enhance import EnhanceRequest, enhance
+
+from conftest import run_cli
+
+
+class Fake:
+    """An upscaler that is Lanczos plus a fixed pattern: `detail` times the pattern."""
+
+    name, version, scale = "fake", "1", 2
+
+    def __init__(self, detail: float, seed: int = 0) -> None:
+        self.detail, self.rng = detail, np.random.default_rng(seed)
+        self.lanczos = load_upscaler("lanczos")
+
+    def params(self) -> dict[str, Any]:
+        return {"detail": self.detail}
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        up = self.lanczos(frames).astype(np.float64)  # [N, 2H, 2W, 3]
+        noise = self.rng.normal(0, 8, up.shape[:3])[..., None]  # [N, 2H, 2W, 1]: the same on R, G and B
+        return np.clip(up + self.detail * noise + 0.5, 0, 255).astype(np.uint8)
+
+
+def _clip(name: str, n: int, step: int = 1) -> np.ndarray:
+    frames = list(itertools.islice(iter_frames(sample_path(name)), 0, n * step, step))
+    h, w = frames[0].shape[0] // 4 * 4, frames[0].shape[1] // 4 * 4
+    return np.stack([np.ascontiguousarray(f[:h, :w]) for f in frames])  # [n, h, w, 3]
+
+
+def _psnr_y(a: np.ndarray, b: np.ndarray) -> float:
+    ya = cv2.cvtColor(np.concatenate(list(a)), cv2.COLOR_RGB2YCrCb)[..., 0].astype(np.float64)
+    yb = cv2.cvtColor(np.concatenate(list(b)), cv2.COLOR_RGB2YCrCb)[..., 0].astype(np.float64)
+    return float(10 * np.log10(255**2 / np.mean((ya - yb) ** 2)))
+
+
+def test_noise_gets_no_weight_and_lanczos_itself_changes_nothing() -> None:
+    frames = _clip("carphone", 4)
+    noisy = fit_blend(frames, Fake(1.0))
+    assert noisy.alpha <= 0.05 and noisy.model_gain_db < 0 and noisy.octave_gain_db >= 0
+    same = fit_blend(frames, Fake(0.0))  # the "model" is Lanczos: nothing to weigh, the model is kept as it is
+    assert same.alpha == 1.0 and same.octave_gain_db == 0.0
+
+
+def test_blended_upscaler_ends_are_the_two_upscalers_and_the_middle_is_their_average() -> None:
+    low = _clip("carphone", 2)
+    model, lanczos = load_upscaler("ecbsr"), load_upscaler("lanczos")
+    m, b = model(low).astype(np.int16), lanczos(low).astype(np.int16)
+    assert np.array_equal(BlendedUpscaler(model, 1.0)(low), m)
+    assert np.array_equal(BlendedUpscaler(model, 0.0)(low), b)
+    half = BlendedUpscaler(model, 0.5)
+    assert np.abs(half(low).astype(np.int16) * 2 - (m + b)).max() <= 2  # rounded once, not twice
+    assert half.params()["blend"] == {"alpha": 0.5, "with": "lanczos"} and half.params()["weights"]
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        BlendedUpscaler(model, 1.5)
+
+
+def test_too_small_frames_are_refused_with_the_way_out() -> None:
+    with pytest.raises(InputError, match="--no-calibrate"):
+        fit_blend(np.zeros((2, 24, 24, 3), np.uint8), load_upscaler("ecbsr"))
+
+
+def test_a_sharp_clip_keeps_the_net_and_a_soft_one_is_blended_and_beats_both() -> None:
+    """carphone is sharp: the net alone is best. bikes is soft (Lanczos rebuilds its ×½ copy to ~43 dB) and the
+    net, trained for sharp truths, loses to Lanczos there; the blend fitted one octave down beats both."""
+    model = load_upscaler("ecbsr")
+    sharp = _clip("carphone", 8, step=15)
+    low = np.stack([downscale(f, "lanczos") for f in sharp])  # [8, h/2, w/2, 3]
+    assert fit_blend(low, model).alpha >= 0.9
+
+    soft = _clip("bikes", 8)
+    low = np.stack([downscale(f, "lanczos") for f in soft])
+    fit = fit_blend(low, model)
+    assert 0.2 <= fit.alpha <= 0.8
+    blended, net, lanczos = (
+        _psnr_y(soft, up(low)) for up in (BlendedUpscaler(model, fit.alpha), model, load_upscaler("lanczos"))
+    )
+    assert net < lanczos < blended
+
+
+def test_enhance_reports_the_weight_and_no_calibrate_runs_the_net_alone(home: Path) -> None:
+    settings = Settings.from_env()
+    store = Store.open(settings)
+    try:
+        src = str(sample_path("bikes"))
+        r = enhance(store, src, EnhanceRequest(measure_gain=False, gate=False), settings=settings)
+        assert r.variant is not None
+        cal = r.variant.metrics["calibration"]
+        assert cal["frames"] == 16 and 0.0 <= cal["alpha"] <= 1.0 and cal["baseline"] == "lanczos"
+        assert r.variant.params["model"]["blend"] == {"alpha": cal["alpha"], "with": "lanczos"}
+        plain = enhance(store, src, EnhanceRequest(measure_gain=False, gate=False, calibrate=False), settings=settings)
+        assert plain.variant is not None and plain.created and plain.variant.id != r.variant.id
+        assert plain.variant.metrics["calibration"] is None and "blend" not in plain.variant.params["model"]
+    finally:
+        store.close()
+
+
+def test_cli_prints_the_calibration(home: Path) -> None:
+    res = run_cli("enhance", str(sample_path("carphone")), "--no-gate")
+    assert res.returncode == 0, res.stderr
+    assert "calibrated on the clip:" in res.stdout and "model +" in res.stdout
