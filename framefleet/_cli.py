@@ -150,13 +150,14 @@ def variants_table(asset: dict[str, Any], timings: dict[str, float] | None = Non
 
 
 def calibration_line(m: dict[str, Any]) -> str | None:
-    """The per-clip blend weight (models/upscale/blend.py) in one line, or None when the run was not calibrated."""
+    """The per-clip blend weights (models/upscale/blend.py) in one line, or None when the run was not calibrated."""
     c = m.get("calibration")
     if not c:
         return None
     return (
-        f"calibrated on the clip: {c['alpha']:.2f} model + {1 - c['alpha']:.2f} {c['baseline']} "
-        f"(one octave down: {c['octave_gain_db']:+.2f} dB over {c['baseline']}, model alone {c['model_gain_db']:+.2f})"
+        f"calibrated on the clip: keeps {c['coarse']:.2f} of the model's coarse and {c['fine']:.2f} of its fine "
+        f"changes over {c['baseline']} (one octave down: {c['octave_gain_db']:+.2f} dB over {c['baseline']}, "
+        f"model alone {c['model_gain_db']:+.2f})"
     )
 
 

@@ -55,22 +55,30 @@ def _psnr_y(a: np.ndarray, b: np.ndarray) -> float:
 def test_noise_gets_no_weight_and_lanczos_itself_changes_nothing() -> None:
     frames = _clip("carphone", 4)
     noisy = fit_blend(frames, Fake(1.0))
-    assert noisy.alpha <= 0.05 and noisy.model_gain_db < 0 and noisy.octave_gain_db >= 0
+    assert max(noisy.weights) <= 0.05 and noisy.model_gain_db < 0 and noisy.octave_gain_db >= 0
     same = fit_blend(frames, Fake(0.0))  # the "model" is Lanczos: nothing to weigh, the model is kept as it is
-    assert same.alpha == 1.0 and same.octave_gain_db == 0.0
+    assert same.weights == (1.0, 1.0) and same.octave_gain_db == 0.0
 
 
 def test_blended_upscaler_ends_are_the_two_upscalers_and_the_middle_is_their_average() -> None:
     low = _clip("carphone", 2)
     model, lanczos = load_upscaler("ecbsr"), load_upscaler("lanczos")
     m, b = model(low).astype(np.int16), lanczos(low).astype(np.int16)
-    assert np.array_equal(BlendedUpscaler(model, 1.0)(low), m)
-    assert np.array_equal(BlendedUpscaler(model, 0.0)(low), b)
-    half = BlendedUpscaler(model, 0.5)
-    assert np.abs(half(low).astype(np.int16) * 2 - (m + b)).max() <= 2  # rounded once, not twice
-    assert half.params()["blend"] == {"alpha": 0.5, "with": "lanczos"} and half.params()["weights"]
+    assert np.array_equal(BlendedUpscaler(model, (1.0, 1.0))(low), m)
+    assert np.array_equal(BlendedUpscaler(model, (0.0, 0.0))(low), b)
+    half = BlendedUpscaler(model, (0.5, 0.5))
+    assert np.abs(half(low).astype(np.int16) * 2 - (m + b)).max() <= 1  # rounded once, not twice
+    assert half.params()["blend"] == {"coarse": 0.5, "fine": 0.5, "sigma": 1.0, "with": "lanczos"}
+    assert half.params()["weights"]  # the model's own parameters are kept
+    # The bands add up: keeping only the coarse band and only the fine band sum to the whole change (within
+    # rounding, away from the pixels each partial result clips at 0 or 255).
+    d_coarse = BlendedUpscaler(model, (1.0, 0.0))(low).astype(np.int16) - b
+    d_fine = BlendedUpscaler(model, (0.0, 1.0))(low).astype(np.int16) - b
+    inner = (m > 16) & (m < 240) & (b > 16) & (b < 240)
+    assert np.mean(np.abs(d_coarse + d_fine - (m - b))[inner] <= 1) > 0.999
+    assert np.abs(d_fine).mean() > 0.5 and np.abs(d_coarse).mean() > 0.5  # both bands carry part of it
     with pytest.raises(InputError, match=r"\[0, 1\]"):
-        BlendedUpscaler(model, 1.5)
+        BlendedUpscaler(model, (1.5, 1.0))
 
 
 def test_too_small_frames_are_refused_with_the_way_out() -> None:
@@ -79,19 +87,20 @@ def test_too_small_frames_are_refused_with_the_way_out() -> None:
 
 
 def test_a_sharp_clip_keeps_the_net_and_a_soft_one_is_blended_and_beats_both() -> None:
-    """carphone is sharp: the net alone is best. bikes is soft (Lanczos rebuilds its ×½ copy to ~43 dB) and the
+    """carphone is sharp: the net's fine detail is kept whole. bikes is soft (Lanczos rebuilds its ×½ copy to ~43 dB) and the
     net, trained for sharp truths, loses to Lanczos there; the blend fitted one octave down beats both."""
     model = load_upscaler("ecbsr")
     sharp = _clip("carphone", 8, step=15)
     low = np.stack([downscale(f, "lanczos") for f in sharp])  # [8, h/2, w/2, 3]
-    assert fit_blend(low, model).alpha >= 0.9
+    sharp_fit = fit_blend(low, model)
+    assert sharp_fit.weights[1] >= 0.9 and sharp_fit.octave_gain_db >= sharp_fit.model_gain_db > 0.5
 
     soft = _clip("bikes", 8)
     low = np.stack([downscale(f, "lanczos") for f in soft])
     fit = fit_blend(low, model)
-    assert 0.2 <= fit.alpha <= 0.8
+    assert fit.weights[0] < 0.5 and fit.octave_gain_db > fit.model_gain_db
     blended, net, lanczos = (
-        _psnr_y(soft, up(low)) for up in (BlendedUpscaler(model, fit.alpha), model, load_upscaler("lanczos"))
+        _psnr_y(soft, up(low)) for up in (BlendedUpscaler(model, fit.weights), model, load_upscaler("lanczos"))
     )
     assert net < lanczos < blended
 
@@ -104,8 +113,9 @@ def test_enhance_reports_the_weight_and_no_calibrate_runs_the_net_alone(home: Pa
         r = enhance(store, src, EnhanceRequest(measure_gain=False, gate=False), settings=settings)
         assert r.variant is not None
         cal = r.variant.metrics["calibration"]
-        assert cal["frames"] == 16 and 0.0 <= cal["alpha"] <= 1.0 and cal["baseline"] == "lanczos"
-        assert r.variant.params["model"]["blend"] == {"alpha": cal["alpha"], "with": "lanczos"}
+        assert cal["frames"] == 16 and min(cal["coarse"], cal["fine"]) >= 0.0 and cal["baseline"] == "lanczos"
+        blend = r.variant.params["model"]["blend"]
+        assert (blend["coarse"], blend["fine"], blend["with"]) == (cal["coarse"], cal["fine"], "lanczos")
         plain = enhance(store, src, EnhanceRequest(measure_gain=False, gate=False, calibrate=False), settings=settings)
         assert plain.variant is not None and plain.created and plain.variant.id != r.variant.id
         assert plain.variant.metrics["calibration"] is None and "blend" not in plain.variant.params["model"]
@@ -116,4 +126,4 @@ def test_enhance_reports_the_weight_and_no_calibrate_runs_the_net_alone(home: Pa
 def test_cli_prints_the_calibration(home: Path) -> None:
     res = run_cli("enhance", str(sample_path("carphone")), "--no-gate")
     assert res.returncode == 0, res.stderr
-    assert "calibrated on the clip:" in res.stdout and "model +" in res.stdout
+    assert "calibrated on the clip:" in res.stdout and "fine changes over lanczos" in res.stdout

@@ -54,7 +54,7 @@ VERSION = "1"  # bump when the recipe (not the model) changes the output for the
 # The price is size: 4.7 / 47.5 / 2.4 Mb/s (CRF 16: 0.5 / 4.4 / 0.2 Mb/s). Among the lossless presets, veryfast's
 # file is 3.5-7% larger than medium's for 0.41-0.58 of its encoder CPU time (ultrafast: 1.17-1.35× the bytes).
 # Lossless H.264 is the High 4:4:4 Predictive profile, which many hardware decoders do not play: serve the rungs.
-CALIBRATION_FRAMES = 16  # spread over the clip: on bikes its first 8 gave α 0.30, 16 spread 0.73, all 250 0.74
+CALIBRATION_FRAMES = 16  # spread over the clip: bikes changes, and its first 8 frames alone mislead
 MEZZANINE = EncodeSettings(crf=0, preset="veryfast")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -184,7 +184,7 @@ def enhance(
 
     calibration = _calibrate(src, spec, info.video.frames or 0) if request.calibrate else None
     if calibration is not None:
-        spec = dataclasses.replace(spec, blend=calibration.alpha)
+        spec = dataclasses.replace(spec, blend=calibration.weights)
         upscaler = sw._upscaler(spec)
     params: dict[str, Any] = {
         "parent": parent.id,

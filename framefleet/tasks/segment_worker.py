@@ -41,7 +41,7 @@ class ModelSpec:
     cache_dir: str | None = None
     interpolator: str | None = None  # None: keep the frame rate
     batch: int = 4
-    blend: float | None = None  # weight of the model against Lanczos, fitted on the clip (models/upscale/blend.py)
+    blend: tuple[float, float] | None = None  # (coarse, fine) weights against Lanczos, fitted on the clip (blend.py)
 
 
 @dataclass(frozen=True)
