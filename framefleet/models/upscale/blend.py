@@ -144,6 +144,7 @@ class BlendedUpscaler:
             raise InputError(f"blend weights must be two numbers in [0, 1], got {weights}")
         self.model, self.weights = model, (float(weights[0]), float(weights[1]))
         self.name, self.version, self.scale = model.name, model.version, model.scale
+        self.backend = f"{getattr(model, 'backend', model.name)}+blend"
         self._baseline = ResampleUpscaler(BASELINE, scale=model.scale)
 
     def params(self) -> dict[str, Any]:
