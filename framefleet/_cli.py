@@ -154,9 +154,10 @@ def calibration_line(m: dict[str, Any]) -> str | None:
     c = m.get("calibration")
     if not c:
         return None
+    base = str(c["baseline"]).capitalize()
     return (
         f"calibrated on the clip: keeps {c['coarse']:.2f} of the model's coarse and {c['fine']:.2f} of its fine "
-        f"changes over {c['baseline']} (one octave down: {c['octave_gain_db']:+.2f} dB over {c['baseline']}, "
+        f"changes over {base} (one octave down: {c['octave_gain_db']:+.2f} dB over {base}, "
         f"model alone {c['model_gain_db']:+.2f})"
     )
 

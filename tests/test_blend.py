@@ -87,8 +87,9 @@ def test_too_small_frames_are_refused_with_the_way_out() -> None:
 
 
 def test_a_sharp_clip_keeps_the_net_and_a_soft_one_is_blended_and_beats_both() -> None:
-    """carphone is sharp: the net's fine detail is kept whole. bikes is soft (Lanczos rebuilds its ×½ copy to ~43 dB) and the
-    net, trained for sharp truths, loses to Lanczos there; the blend fitted one octave down beats both."""
+    """carphone is sharp: the net's fine detail is kept whole. bikes is soft (Lanczos rebuilds its ×½ copy to
+    ~43 dB) and the net, trained for sharp truths, loses to Lanczos there; the blend fitted one octave down
+    beats both."""
     model = load_upscaler("ecbsr")
     sharp = _clip("carphone", 8, step=15)
     low = np.stack([downscale(f, "lanczos") for f in sharp])  # [8, h/2, w/2, 3]
@@ -126,4 +127,4 @@ def test_enhance_reports_the_weight_and_no_calibrate_runs_the_net_alone(home: Pa
 def test_cli_prints_the_calibration(home: Path) -> None:
     res = run_cli("enhance", str(sample_path("carphone")), "--no-gate")
     assert res.returncode == 0, res.stderr
-    assert "calibrated on the clip:" in res.stdout and "fine changes over lanczos" in res.stdout
+    assert "calibrated on the clip:" in res.stdout and "fine changes over Lanczos" in res.stdout
