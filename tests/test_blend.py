@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,14 @@ import pytest
 
 from framefleet.config import Settings
 from framefleet.errors import InputError
-from framefleet.media import iter_frames, sample_path
+from framefleet.media import sample_path
 from framefleet.models.upscale import load_upscaler
 from framefleet.models.upscale.blend import BlendedUpscaler, fit_blend
 from framefleet.quality.degrade import downscale
 from framefleet.store import Store
 from framefleet.tasks.enhance import EnhanceRequest, enhance
 
-from conftest import run_cli
+from conftest import run_cli, sample_frames
 
 
 class Fake:
@@ -40,12 +39,6 @@ class Fake:
         return np.clip(up + self.detail * noise + 0.5, 0, 255).astype(np.uint8)
 
 
-def _clip(name: str, n: int, step: int = 1) -> np.ndarray:
-    frames = list(itertools.islice(iter_frames(sample_path(name)), 0, n * step, step))
-    h, w = frames[0].shape[0] // 4 * 4, frames[0].shape[1] // 4 * 4
-    return np.stack([np.ascontiguousarray(f[:h, :w]) for f in frames])  # [n, h, w, 3]
-
-
 def _psnr_y(a: np.ndarray, b: np.ndarray) -> float:
     ya = cv2.cvtColor(np.concatenate(list(a)), cv2.COLOR_RGB2YCrCb)[..., 0].astype(np.float64)
     yb = cv2.cvtColor(np.concatenate(list(b)), cv2.COLOR_RGB2YCrCb)[..., 0].astype(np.float64)
@@ -53,15 +46,15 @@ def _psnr_y(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_noise_gets_no_weight_and_lanczos_itself_changes_nothing() -> None:
-    frames = _clip("carphone", 4)
-    noisy = fit_blend(frames, Fake(1.0))
+    clip = sample_frames(4, None, "carphone")
+    noisy = fit_blend(clip, Fake(1.0))
     assert max(noisy.weights) <= 0.05 and noisy.model_gain_db < 0 and noisy.octave_gain_db >= 0
-    same = fit_blend(frames, Fake(0.0))  # the "model" is Lanczos: nothing to weigh, the model is kept as it is
+    same = fit_blend(clip, Fake(0.0))  # the "model" is Lanczos: nothing to weigh, the model is kept as it is
     assert same.weights == (1.0, 1.0) and same.octave_gain_db == 0.0
 
 
 def test_blended_upscaler_ends_are_the_two_upscalers_and_the_middle_is_their_average() -> None:
-    low = _clip("carphone", 2)
+    low = sample_frames(2, None, "carphone")
     model, lanczos = load_upscaler("ecbsr"), load_upscaler("lanczos")
     m, b = model(low).astype(np.int16), lanczos(low).astype(np.int16)
     assert np.array_equal(BlendedUpscaler(model, (1.0, 1.0))(low), m)
@@ -91,12 +84,12 @@ def test_a_sharp_clip_keeps_the_net_and_a_soft_one_is_blended_and_beats_both() -
     ~43 dB) and the net, trained for sharp truths, loses to Lanczos there; the blend fitted one octave down
     beats both."""
     model = load_upscaler("ecbsr")
-    sharp = _clip("carphone", 8, step=15)
+    sharp = sample_frames(8, None, "carphone", step=15)
     low = np.stack([downscale(f, "lanczos") for f in sharp])  # [8, h/2, w/2, 3]
     sharp_fit = fit_blend(low, model)
     assert sharp_fit.weights[1] >= 0.9 and sharp_fit.octave_gain_db >= sharp_fit.model_gain_db > 0.5
 
-    soft = _clip("bikes", 8)
+    soft = sample_frames(8, None, "bikes")
     low = np.stack([downscale(f, "lanczos") for f in soft])
     fit = fit_blend(low, model)
     assert fit.weights[0] < 0.5 and fit.octave_gain_db > fit.model_gain_db

@@ -12,18 +12,14 @@ import pytest
 import torch
 
 from framefleet.errors import InputError, ModelError
-from framefleet.media import iter_frames, sample_path
 from framefleet.models.upscale import load_upscaler
 from framefleet.models.upscale.ecbsr import build_ecbsr, weights_path
 from framefleet.models.upscale.espcn import add_luma_residual, luma_planar
 from framefleet.quality.degrade import Degradation, degrade_frames
 
+from conftest import sample_frames as frames
+
 needs_weights = pytest.mark.skipif(not weights_path(2).is_file(), reason="the shipped ECBSR weights are not built")
-
-
-def frames(n: int = 2, crop: tuple[int, int] = (48, 64), clip: str = "carphone") -> np.ndarray:
-    out = [f[: crop[0], : crop[1]] for _, f in zip(range(n), iter_frames(sample_path(clip)), strict=False)]
-    return np.ascontiguousarray(np.stack(out))  # [n, h, w, 3]
 
 
 def get_dummy_components(seed: int = 0, m: int = 2, c: int = 8) -> torch.nn.Module:

@@ -11,17 +11,13 @@ import pytest
 import torch
 
 from framefleet.errors import InputError, ModelError
-from framefleet.media import iter_frames, sample_path
 from framefleet.models.upscale import ANIMEVIDEO_SCALES, load_upscaler, ncnn_model_dir
 from framefleet.models.upscale.base import Upscaler
 from framefleet.models.upscale.espcn import add_luma_residual, bicubic_skip, build_espcn, luma_planar, widths
 from framefleet.models.upscale.ncnn_convert import convert
 from framefleet.models.upscale.srvgg import build_srvgg
 
-
-def frames(n: int = 2, crop: tuple[int, int] = (48, 64)) -> np.ndarray:
-    out = [f[: crop[0], : crop[1]] for _, f in zip(range(n), iter_frames(sample_path("carphone")), strict=False)]
-    return np.ascontiguousarray(np.stack(out))  # [n, h, w, 3]
+from conftest import sample_frames as frames
 
 
 def get_dummy_srvgg(tmp_path: Path, *, key: str = "params_ema", scale: int = 2) -> tuple[Path, torch.nn.Module]:
