@@ -208,7 +208,9 @@ def loadtest(
     rate: Annotated[float, typer.Option(help="Total offered requests/s, split by region capacity.")],
     duration: Annotated[float, typer.Option(help="Seconds of arrivals.")] = 30.0,
     skew: Annotated[list[str] | None, typer.Option(help="region=factor: multiply one region's rate.")] = None,
-    policy: Annotated[str | None, typer.Option(help="traffic | local-only | global | spill (when starting the fleet).")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="traffic | local-only | global | spill (when starting the fleet).")
+    ] = None,
     retry: Annotated[str, typer.Option(help="jittered (budgeted, full jitter) | naive (immediate).")] = "jittered",
     url: Annotated[str | None, typer.Option(help="An already running gateway; default: start a local fleet.")] = None,
     ray_address: RayAddressOpt = None,

@@ -60,24 +60,29 @@ def test_blocking_headroom_is_tighter_for_small_pools_and_looser_for_big_ones() 
     assert target_load_rps(small, cfg, "blocking") < 0.5 * target_load_rps(small, cfg, "utilization")
     # ...and a big pool runs hotter than 60% at 5% blocking.
     assert target_load_rps(big, cfg, "blocking") > target_load_rps(big, cfg, "utilization")
-    with pytest.raises(ValueError, match="headroom"):
-        plan_routes([small], {}, {"s": {"s": 0}}, cfg, headroom="vibes")
+    with pytest.raises(ValueError, match="headroom_by"):
+        plan_routes([small], {}, {"s": {"s": 0}}, cfg, headroom_by="vibes")
 
 
 def test_the_table_spills_a_small_pool_that_blocks_though_its_utilization_is_low() -> None:
     cfg = TrafficConfig(target_utilization=0.8, target_blocking=0.05, ring_radii_ms=RADII)
-    reports = [RegionReport("a", 2, 0.2), RegionReport("b", 40, 0.2), RegionReport("c", 4, 0.2), RegionReport("d", 4, 0.2)]
+    reports = [
+        RegionReport("a", 2, 0.2),
+        RegionReport("b", 40, 0.2),
+        RegionReport("c", 4, 0.2),
+        RegionReport("d", 4, 0.2),
+    ]
     demand = {"a": 5.0, "b": 10.0}  # a: 1 erlang on 2 workers, 50% utilization, B = 20%
     flows, _, spilling = plan_routes(reports, demand, RTT, cfg)
     assert flows["a"] == {"a": 5.0} and not spilling  # by utilization: fine
-    flows, load, spilling = plan_routes(reports, demand, RTT, cfg, headroom="blocking")
+    flows, _load, spilling = plan_routes(reports, demand, RTT, cfg, headroom_by="blocking")
     assert spilling == {"a"} and flows["a"]["b"] > 0 and set(flows["a"]) == {"a", "b"}  # nearest ring first
     assert erlang_b(2, flows["a"]["a"] * 0.2) == pytest.approx(0.05, rel=1e-3)  # a keeps what it blocks 5% of
 
 
 def test_blocking_headroom_keeps_hysteresis_and_lock_in() -> None:
     cfg = TrafficConfig(target_blocking=0.05, hysteresis=0.05, ring_radii_ms=RADII, period_s=1.0)
-    tm = TrafficManager(RTT, cfg, headroom="blocking")
+    tm = TrafficManager(RTT, cfg, headroom_by="blocking")
     reports = [RegionReport(r, 10, 0.2) for r in NAMES]  # 50 rps capacity each
     target = target_load_rps(reports[0], cfg, "blocking")
     t1 = tm.update(reports, {"a": target + 5}, now=0.0)
@@ -131,8 +136,8 @@ def test_second_try_goes_home_first_then_the_nearest_idle_ring_never_twice_and_n
 
 def test_spill_is_a_policy_and_the_old_one_stays_reachable() -> None:
     assert "spill" in POLICIES and "traffic" in POLICIES
-    assert state("spill").manager.headroom == "blocking"
-    assert state("traffic").manager.headroom == "utilization"
+    assert state("spill").manager.headroom_by == "blocking"
+    assert state("traffic").manager.headroom_by == "utilization"
     assert state("spill").uses_table and state("traffic").uses_table and not state("global").uses_table
 
 
@@ -255,7 +260,7 @@ def _scenario(erlangs: float, policy: str = "spill") -> dict[str, object]:
 
 def test_the_simulator_spills_with_the_gateways_rules_within_the_budget() -> None:
     sim = EventSimulation(parse_scenario(_scenario(9.0), "overloaded"))
-    assert type(sim.routing) is RoutingState and sim.routing.manager.headroom == "blocking"
+    assert type(sim.routing) is RoutingState and sim.routing.manager.headroom_by == "blocking"
     report = sim.run().to_dict()
     flows = sim.series.flows.sum(axis=0)  # [source, target]
     a, b, far = 0, 1, 2
@@ -264,7 +269,6 @@ def test_the_simulator_spills_with_the_gateways_rules_within_the_budget() -> Non
     assert sim.second_tries > 0  # busy on arrival: the second try in another region, as in the gateway
     assert report["failed"] + report["succeeded"] == report["requests"]
     assert sim.routing.busy == dict.fromkeys(sim.names, 0) and sim.routing.incoming == dict.fromkeys(sim.names, 0)
-
 
 
 def test_under_general_overload_spill_pools_the_regions_and_the_traffic_policy_does_not() -> None:

@@ -270,7 +270,7 @@ class RoutingState:
         # The spill policy judges headroom by Erlang-B blocking; the traffic policy keeps utilization (the
         # comparison baseline).
         headroom = "blocking" if self.policy == "spill" else "utilization"
-        self.manager = TrafficManager(self.rtt_ms, self.traffic, headroom=headroom)
+        self.manager = TrafficManager(self.rtt_ms, self.traffic, headroom_by=headroom)
         for r in self.names:
             self.healthy.setdefault(r, 0)
             self.busy.setdefault(r, 0)

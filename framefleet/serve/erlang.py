@@ -6,8 +6,8 @@ erlangs, the share of arrivals that find every worker busy is Erlang-B, whatever
 
     B(0) = 1;  B(k) = A·B(k−1) / (k + A·B(k−1))
 
-Why the traffic manager needs it rather than utilization: small pools block early. At 50% utilization a pool of
-2 workers already turns away ~20% of its requests, one of 100 almost none.
+Why the traffic manager needs it rather than utilization: small pools block early. Offered half its capacity, a
+pool of 2 workers already turns away 20% of its requests, one of 100 almost none.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ holds too); inside it a worker is chosen by power of two choices; a worker that 
 immediate second try on another worker of the same region, then the caller gets 503 + Retry-After (reason
 `busy`). Under the spill policy the second try goes instead to another region with an idle worker now (home
 first, then the nearest ring within `spill_budget_ms`), counted per (source, target) in
-`framefleet_gateway_spills`. Nothing waits in a queue. Inter-region transit is emulated as half the round-trip time each way.
+`framefleet_gateway_spills`. Nothing waits in a queue. Inter-region transit is emulated as half the round-trip
+time each way.
 The routing table is recomputed every period from capacity reports and measured demand (serve/traffic.py).
 The media endpoints (upload, animate, enhance, content) are in serve/media_api.py.
 """

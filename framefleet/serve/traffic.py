@@ -17,11 +17,11 @@ Capacity counts in requests per second: slots / mean service time. Health-based 
 move load off *busy* healthy hosts; explicit capacity reports do.
 
 A region's target load (what it may take before it spills, and what others may spill into it) is judged in
-one of two ways, chosen by the manager's `headroom`:
+one of two ways, chosen by the manager's `headroom_by`:
 - "utilization" (the `traffic` policy): `target_utilization` × capacity;
 - "blocking" (the `spill` policy): the most offered load whose Erlang-B blocking stays ≤ `target_blocking`
-  (serve/erlang.py). A pool of 2 one-request workers blocks 20% of its requests at 50% utilization, one of 40
-  at 80% blocks under 1%: one utilization threshold is too loose for small pools and too tight for big ones.
+  (serve/erlang.py). A pool of 2 one-request workers offered half its capacity blocks 20% of its requests, one
+  of 200 at 5% blocking runs 94% busy: one utilization threshold is too loose for small pools, too tight for big.
 Hysteresis is the same in both: a spilling region keeps spilling until its demand is `hysteresis` × its
 capacity below its target.
 """
@@ -106,9 +106,9 @@ def rings(
     return out
 
 
-def target_load_rps(report: RegionReport, config: TrafficConfig, headroom: str = "utilization") -> float:
+def target_load_rps(report: RegionReport, config: TrafficConfig, headroom_by: str = "utilization") -> float:
     """The requests/s a region may take before it spills (and up to which others may spill into it)."""
-    if headroom == "blocking":
+    if headroom_by == "blocking":
         return erlangs_at(report.slots, config.target_blocking) / report.service_time_s if report.capacity_rps else 0.0
     return config.target_utilization * report.capacity_rps
 
@@ -119,16 +119,16 @@ def plan_routes(
     distance_ms: Mapping[str, Mapping[str, float]],
     config: TrafficConfig = TrafficConfig(),
     spilling: frozenset[str] = frozenset(),
-    headroom: str = "utilization",
+    headroom_by: str = "utilization",
 ) -> tuple[dict[str, dict[str, float]], dict[str, float], frozenset[str]]:
     """The routing computation: returns (flows source→target in rps, planned load per target, spilling).
 
-    `spilling` is the set of sources that spilled in the previous table (for hysteresis); `headroom` says how a
-    region's target load is judged (HEADROOM)."""
-    if headroom not in HEADROOM:
-        raise ValueError(f"unknown headroom {headroom!r}; use one of {', '.join(HEADROOM)}")
+    `spilling` is the set of sources that spilled in the previous table (for hysteresis); `headroom_by` says how
+    a region's target load is judged (HEADROOM)."""
+    if headroom_by not in HEADROOM:
+        raise ValueError(f"unknown headroom_by {headroom_by!r}; use one of {', '.join(HEADROOM)}")
     regions = [r.region for r in reports]
-    target = {r.region: target_load_rps(r, config, headroom) for r in reports}
+    target = {r.region: target_load_rps(r, config, headroom_by) for r in reports}
     capacity = {r.region: r.capacity_rps for r in reports}
     unknown = sorted(set(demand_rps) - set(regions))
     if unknown:
@@ -212,17 +212,17 @@ class TrafficManager:
     distance_ms: Mapping[str, Mapping[str, float]]
     config: TrafficConfig = field(default_factory=TrafficConfig)
     table: RoutingTable | None = None
-    headroom: str = "utilization"  # HEADROOM: by utilization (the `traffic` policy) or by blocking (`spill`)
+    headroom_by: str = "utilization"  # HEADROOM: by utilization (the `traffic` policy) or blocking (`spill`)
 
     def update(self, reports: Sequence[RegionReport], demand_rps: Mapping[str, float], now: float) -> RoutingTable:
         if self.table is not None and now - self.table.computed_at < self.config.period_s:
             return self.table  # locked in until the next period
         spilling = self.table.spilling if self.table is not None else frozenset()
         flows, load, now_spilling = plan_routes(
-            reports, demand_rps, self.distance_ms, self.config, spilling, self.headroom
+            reports, demand_rps, self.distance_ms, self.config, spilling, self.headroom_by
         )
         routes = _as_routes(flows)
-        target = {r.region: target_load_rps(r, self.config, self.headroom) for r in reports}
+        target = {r.region: target_load_rps(r, self.config, self.headroom_by) for r in reports}
         headroom = {r: max(0.0, target[r] - load.get(r, 0.0)) for r in target}
         if self.table is not None and _moved(self.table, routes) <= self.config.min_change:
             # Not worth a new version; keep the old fractions but restart the period.

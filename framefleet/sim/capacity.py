@@ -22,15 +22,13 @@ from framefleet.errors import InputError
 
 # Erlang-B itself lives in a pure module the traffic manager imports too (serve/erlang.py); re-exported here for
 # the planner's callers (and the private helpers for the tests that check the approximation against the recursion).
-from framefleet.serve.erlang import (  # noqa: F401
-    EXACT_MAX_ERLANGS,
-    _erlang_b_normal,
-    _servers_normal,
-    carried_erlangs,
-    erlang_b,
-    erlangs_at,
-    servers_for,
-)
+from framefleet.serve.erlang import EXACT_MAX_ERLANGS as EXACT_MAX_ERLANGS
+from framefleet.serve.erlang import _erlang_b_normal as _erlang_b_normal
+from framefleet.serve.erlang import _servers_normal as _servers_normal
+from framefleet.serve.erlang import carried_erlangs as carried_erlangs
+from framefleet.serve.erlang import erlang_b as erlang_b
+from framefleet.serve.erlang import erlangs_at as erlangs_at
+from framefleet.serve.erlang import servers_for as servers_for
 from framefleet.sim.scenario import SimRegion
 
 

@@ -9,9 +9,10 @@ What is simulated, and which real function decides it:
   `observe_service`, its demand meter. A request whose region filled up while it was in transit is busy on
   arrival (`busy_on_arrival`), as in the gateway, which finds no idle worker there and answers 503 without a
   try; under the spill policy the answer comes back to the gateway, which gives the request its second try
-  in the region `RoutingState.second_try` names (`second_tries`), as the gateway does. The gateway's in-region second try (a worker it believed idle answers busy) needs a belief that is
-  wrong about a worker, which one gateway with exact in-flight counts, here and live, never has; it would
-  with several gateways sharing workers;
+  in the region `RoutingState.second_try` names (`second_tries`), as the gateway does. The gateway's
+  in-region second try (a worker it believed idle answers busy) needs a belief that is wrong about a worker,
+  which one gateway with exact in-flight counts, here and live, never has; it would with several gateways
+  sharing workers;
 - the traffic manager: `RoutingState.update` on its real period from the state's reports (healthy slots,
   measured service time EWMA) and measured demand;
 - GPUs: one request each, never a queue; failures (MTBF, repair) and region outages kill what they run.

@@ -48,7 +48,7 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
     names = sc.region_names
     n = len(names)
     series = Series.empty(sc, names)
-    manager = TrafficManager(sc.rtt_ms, sc.traffic, headroom="blocking" if sc.policy == "spill" else "utilization")
+    manager = TrafficManager(sc.rtt_ms, sc.traffic, headroom_by="blocking" if sc.policy == "spill" else "utilization")
     budget = sc.traffic.spill_budget_ms
     mean_s = sc.service.mean_s
     cap = sc.client.max_attempts
@@ -74,7 +74,11 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
             for s in range(n):
                 # rule 2: the table's other targets, by their fractions; rule 3: the nearest ring with headroom
                 for target, v in table.fractions(names[s]).items():
-                    if target != names[s] and v > 0 and (sc.policy == "traffic" or sc.rtt_ms[names[s]][target] <= budget):
+                    if (
+                        target != names[s]
+                        and v > 0
+                        and (sc.policy == "traffic" or sc.rtt_ms[names[s]][target] <= budget)
+                    ):
                         spill_to[s, idx[target]] = v
                 if sc.policy == "spill":  # every region within the budget, headroom or not (pick_region_spill)
                     near = [j for j, r in enumerate(names) if j != s and sc.rtt_ms[names[s]][r] <= budget and slots[j]]
