@@ -124,17 +124,19 @@ def pick_region_spill(
     rng: random.Random,
     budget_ms: float,
 ) -> tuple[str | None, str]:
-    """The "spill" policy's region for one request, and the rule that chose it:
+    """The "spill" policy's region for one request, and the rule that chose it, in order:
 
     1. "local": the source, when it has an idle worker (an idle fleet therefore keeps everything home);
-    2. "table": the table's other targets within the budget, by their fractions, among those with an idle worker
+    2. "optimistic": the source's own idle worker that a request in transit has claimed. It is idle now and
+       this request is already here; the one in transit gets its second try when it arrives. Taking it before
+       spilling means a claim in transit never keeps a worker idle while local requests are turned away (in the
+       simulator, on regions-3.toml at 3x overload: more goodput and a smaller cross-region share than the
+       other order). Never a remote claimed worker: two requests would travel to the same slot;
+    3. "table": the table's other targets within the budget, by their fractions, among those with an idle worker
        (the table's headroom is judged by blocking, see traffic.py);
-    3. "ring": the nearest ring with an idle worker within the budget, *not* gated by the table's headroom: under
-       general overload no region has planned headroom, and gating is what held goodput at the isolated pools'
-       Erlang-B limit. An idle worker one ring away is capacity that is lost if nobody takes it now;
-    4. "optimistic": the source's own idle worker that a request in transit has claimed (it is there now; the one
-       in transit gets a second try when it arrives). Never a remote claimed worker: two requests would travel
-       to the same slot.
+    4. "ring": the nearest ring with an idle worker within the budget, *not* gated by the table's headroom: under
+       general overload no region has planned headroom, and that gate is what held goodput at the isolated
+       pools' Erlang-B limit. An idle worker one ring away is capacity lost if nobody takes it now.
     A region farther than `budget_ms` (round trip from the source) is never chosen."""
     if has_idle(source):
         return source, "local"
