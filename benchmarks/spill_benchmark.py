@@ -19,6 +19,10 @@ second, what Erlang-B's carried load A·(1 − B)/E[S] measures, and what the ac
 test's own `goodput_rps_loadtest` divides by the time until the last retry ended (the 25 s window plus a few
 seconds of tail), so it reads ~10% lower on a short run; it is kept for comparison with serve.json.
 
+`--fleet examples/regions-3-slow.toml` runs the same cases on the same fleet with time stretched 5x (results in
+serve_spill-regions-3-slow.{json,md}): the same erlangs and limits at a fifth of the request rate, for a machine
+whose cores are shared (a 200 ms service then measures the scheduler's delays as much as the routing).
+
 The simulator runs the same fleet (same regions, RTTs, service time law, traffic knobs, Retry-After, client)
 through sim/engine.py, which drives the same RoutingState as the gateway, for 600 simulated seconds.
 """
@@ -47,10 +51,12 @@ from framefleet.sim.scenario import Scenario, parse_scenario
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results"
 FLEET = "examples/regions-3.toml"
-CASES: dict[str, tuple[float, dict[str, float]]] = {  # --rate and --skew of the load test
-    "skewed": (20.0, {"us-east": 2.0}),
-    "overload_1.33x": (60.0, {}),
-    "overload_3x": (135.0, {}),
+# The load test's --rate as a multiple of the fleet's capacity (on regions-3.toml's 45 rps: 20, 60 and 135 rps),
+# and its --skew. As multiples, the cases carry over to a time-scaled copy of the fleet (--fleet).
+CASES: dict[str, tuple[float, dict[str, float]]] = {
+    "skewed": (20 / 45, {"us-east": 2.0}),
+    "overload_1.33x": (60 / 45, {}),
+    "overload_3x": (3.0, {}),
 }
 POLICIES = ("local-only", "traffic", "global", "spill")
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
@@ -142,12 +148,14 @@ def _live_row(report: LoadReport) -> dict[str, Any]:
     }
 
 
-def live(config: FleetConfig, duration_s: float, settle_s: float = 3.0) -> dict[str, dict[str, Any]]:
-    """Every case on one fleet per policy (real gateway and worker processes)."""
+def live(fleet_toml: str, duration_s: float, settle_s: float = 3.0) -> dict[str, dict[str, Any]]:
+    """Every case on one fleet per policy (real gateway and worker processes; no store: the synthetic task
+    needs none, and its per-request write would only take CPU from the fleet on a small machine)."""
     out: dict[str, dict[str, Any]] = {case: {} for case in CASES}
     for policy in POLICIES:
-        with LocalFleet(ROOT / FLEET, policy=policy, seed=1, store=False) as fleet:
-            for case, (rate, skew) in CASES.items():
+        with LocalFleet(ROOT / fleet_toml, policy=policy, seed=1, store=False) as fleet:
+            for case, (factor, skew) in CASES.items():
+                rate = factor * fleet.config.capacity_rps
                 time.sleep(settle_s)  # the gateway's demand window forgets the previous case
                 before = _spills(fleet.url)
                 report = asyncio.run(
@@ -164,8 +172,8 @@ def live(config: FleetConfig, duration_s: float, settle_s: float = 3.0) -> dict[
 
 def simulated(config: FleetConfig, duration_s: float, seed: int = 1) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {case: {} for case in CASES}
-    for case, (rate, skew) in CASES.items():
-        rates = offered_rates(config, rate, skew)
+    for case, (factor, skew) in CASES.items():
+        rates = offered_rates(config, factor * config.capacity_rps, skew)
         for policy in POLICIES:
             sim = EventSimulation(fleet_scenario(config, rates, policy, duration_s, seed))
             t = sim.run().to_dict()
@@ -225,7 +233,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Spill routing against the Erlang-B limits (issue 18)",
         "",
-        f"Fleet `{FLEET}` (4/3/2 workers, 200 ± 50 ms, 45 rps). Live: {results['live_duration_s']:g} s per case, "
+        f"Fleet `{results['fleet']}` ({results['fleet_summary']}). Live: {results['live_duration_s']:g} s per case, "
         f"one run each; simulator: {results['sim_duration_s']:g} simulated s. Goodput = success × offered rps.",
         "",
         "| case | policy | live success | live goodput | live cross | live p99 ms | sim success | sim goodput "
@@ -255,16 +263,23 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(live_duration_s: float = 25.0, sim_duration_s: float = 600.0) -> dict[str, Any]:
+def run(live_duration_s: float = 25.0, sim_duration_s: float = 600.0, fleet: str = FLEET) -> dict[str, Any]:
     t0 = time.monotonic()
-    config = load_fleet(ROOT / FLEET)
-    limits = {case: erlang_limits(config, offered_rates(config, rate, skew)) for case, (rate, skew) in CASES.items()}
+    config = load_fleet(ROOT / fleet)
+    limits = {
+        case: erlang_limits(config, offered_rates(config, factor * config.capacity_rps, skew))
+        for case, (factor, skew) in CASES.items()
+    }
     print("spill: the simulator", file=sys.stderr)
     sim_runs = simulated(config, sim_duration_s)
     print("spill: the live fleet", file=sys.stderr)
-    live_runs = live(config, live_duration_s)
+    live_runs = live(fleet, live_duration_s)
     results = {
-        "fleet": FLEET,
+        "fleet": fleet,
+        "fleet_summary": (
+            f"{'/'.join(str(r.workers) for r in config.regions)} workers, {config.service.mean_s * 1000:g} ± "
+            f"{config.service.spread_s * 1000:g} ms, {config.capacity_rps:g} rps"
+        ),
         "live_duration_s": live_duration_s,
         "sim_duration_s": sim_duration_s,
         "limits": limits,
@@ -275,8 +290,9 @@ def run(live_duration_s: float = 25.0, sim_duration_s: float = 600.0) -> dict[st
         "wall_s": round(time.monotonic() - t0, 1),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "serve_spill.json").write_text(json.dumps(results, indent=2) + "\n")
-    (OUT / "serve_spill.md").write_text(markdown(results))
+    name = "serve_spill" if fleet == FLEET else f"serve_spill-{Path(fleet).stem}"
+    (OUT / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / f"{name}.md").write_text(markdown(results))
     return results
 
 
@@ -286,6 +302,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--live-duration", type=float, default=25.0, help="seconds of load per live case")
     ap.add_argument("--sim-duration", type=float, default=600.0, help="simulated seconds per case")
+    ap.add_argument("--fleet", default=FLEET, help="fleet TOML (results: serve_spill-<its name>.json)")
     args = ap.parse_args()
-    res = run(args.live_duration, args.sim_duration)
+    res = run(args.live_duration, args.sim_duration, args.fleet)
     print(json.dumps({k: res[k] for k in ("limits", "acceptance", "wall_s")}, indent=2))
