@@ -229,7 +229,7 @@ def agreement(live_runs: dict[str, dict[str, Any]], sim_runs: dict[str, dict[str
     }
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], name: str = "serve_spill") -> str:
     lines = [
         "# Spill routing against the Erlang-B limits (issue 18)",
         "",
@@ -257,7 +257,7 @@ def markdown(results: dict[str, Any]) -> str:
     ag = results["agreement"]
     lines += [
         f"Simulator against fleet: success within {ag['max_abs_success_pp']} points, cross-region share within "
-        f"{ag['max_abs_cross_share_pp']} points (every case and policy; per-row figures in serve_spill.json).",
+        f"{ag['max_abs_cross_share_pp']} points (every case and policy; per-row figures in {name}.json).",
         "",
     ]
     return "\n".join(lines)
@@ -292,7 +292,7 @@ def run(live_duration_s: float = 25.0, sim_duration_s: float = 600.0, fleet: str
     OUT.mkdir(parents=True, exist_ok=True)
     name = "serve_spill" if fleet == FLEET else f"serve_spill-{Path(fleet).stem}"
     (OUT / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (OUT / f"{name}.md").write_text(markdown(results))
+    (OUT / f"{name}.md").write_text(markdown(results, name))
     return results
 
 
