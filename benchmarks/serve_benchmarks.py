@@ -1,6 +1,7 @@
 """Serving benchmarks: each against its named baseline, measured in the same run (ratios, not timings).
 
-    .venv/bin/python benchmarks/serve_benchmarks.py            # ~5 minutes; writes benchmarks/results/
+    .venv/bin/python benchmarks/serve_benchmarks.py               # ~13 minutes; writes benchmarks/results/
+    .venv/bin/python benchmarks/serve_benchmarks.py --only spill  # section 3 alone (~8 minutes)
 
 1. Demand skew (examples/regions-3.toml: 4, 3, 2 workers, 200 ± 50 ms): ap-south offered 2× its capacity
    (20 rps), us-east and eu-west at 5% of theirs. Traffic manager vs the local-only policy.
@@ -9,7 +10,11 @@
    capacity (54 rps). Budgeted full-jitter client vs naive immediate retries.
    Goal: goodput ≥ 90% of capacity and ≤ 1.1 attempts per request with the budgeted client; naive ≥ 2.
 
-Both use the real gateway, worker processes and client, with open-loop Poisson arrivals; the report's
+3. Spill against the Erlang-B limits (benchmarks/spill_benchmark.py): regions-3.toml at 1.33x and 3x overload
+   and a skewed load, every policy, live and simulated, with the pooled and isolated limits computed in the
+   same run. Writes serve_spill.json and serve_spill.md.
+
+All use the real gateway, worker processes and client, with open-loop Poisson arrivals; the report's
 launch_lag_ms_p99 shows whether the load generator kept its schedule on this machine.
 """
 
@@ -46,6 +51,17 @@ def one(
 
 
 def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="serving benchmarks")
+    ap.add_argument("--only", choices=["spill"], help="run one section (its results file only)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import spill_benchmark
+
+    if args.only == "spill":
+        print(json.dumps(spill_benchmark.run()["acceptance"], indent=2))
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     print("demand skew: ap-south offered 2x its capacity", file=sys.stderr)
@@ -107,6 +123,8 @@ def main() -> int:
         "wall_s": round(time.monotonic() - t0, 1),
     }
     (OUT / "serve.json").write_text(json.dumps(results, indent=2))
+    print("spill against the Erlang-B limits", file=sys.stderr)
+    spill = spill_benchmark.run()
     print(
         json.dumps(
             {
@@ -116,6 +134,7 @@ def main() -> int:
             indent=2,
         )
     )
+    print(json.dumps(spill["acceptance"], indent=2))
     return 0
 
 

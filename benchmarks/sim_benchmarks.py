@@ -9,6 +9,12 @@
    simulated requests per wall second. scenarios/planet-1b.toml: 1e9 requests a day in fluid mode.
 4. Fluid against event: planet-day.toml in both modes, as planned and at 1.7x the planned demand during
    the busiest hours; differences in success, attempts, utilization, cross-region share.
+5. Spill at planet scale: scenarios/planet-spill.toml (the busiest hour at 2.5x the plan) with the spill policy
+   against today's traffic policy and global routing, and the pooled limit (global in fluid mode: Erlang-B of
+   every GPU as one pool, no transit); success, cross-region share, latency and the round trip added per
+   served request.
+
+    .venv/bin/python benchmarks/sim_benchmarks.py --only spill     # section 5 alone (~4 minutes)
 """
 
 from __future__ import annotations
@@ -40,8 +46,52 @@ def pick(r: SimReport) -> dict[str, Any]:
     return {k: r.totals[k] for k in KEYS}
 
 
+def added_rtt_ms(r: SimReport, rtt_ms: dict[str, dict[str, float]]) -> float:
+    """The mean round trip a served request paid to cross regions (0 for one served at home)."""
+    flows = r.series.flows.sum(axis=0)
+    total = float(flows.sum())
+    paid = sum(float(flows[i, j]) * rtt_ms[a][b] for i, a in enumerate(r.regions) for j, b in enumerate(r.regions))
+    return round(paid / total, 2) if total else 0.0
+
+
+def spill_section() -> dict[str, Any]:
+    """Section 5: planet-spill.toml under spill, traffic and global, and the pooled limit, in one run."""
+    print("spill at planet scale", file=sys.stderr)
+    sc = load_scenario(ROOT / "scenarios" / "planet-spill.toml")
+    runs = {p: run("planet-spill", policy=p) for p in ("spill", "traffic", "global")}
+    pooled = run("planet-spill", policy="global", mode="fluid")
+    plot_reports(
+        list(runs.values()), OUT / "sim-planet-spill.png", "planet, busiest hour at 2.5x: spill vs traffic vs global"
+    )
+    out: dict[str, Any] = {
+        p: pick(r) | {"added_rtt_ms_per_served": added_rtt_ms(r, sc.rtt_ms)} for p, r in runs.items()
+    }
+    out["pooled_limit_fluid_global"] = {k: pooled.totals[k] for k in ("success_rate", "attempts_per_request")}
+    spill, traffic = runs["spill"].totals, runs["traffic"].totals
+    out["spill_vs_traffic"] = {
+        "success_pp": round(100 * (spill["success_rate"] - traffic["success_rate"]), 3),
+        "cross_region_share_pp": round(100 * (spill["cross_region_share"] - traffic["cross_region_share"]), 3),
+        "p50_ms": round(spill["latency_ms"]["p50"] - traffic["latency_ms"]["p50"], 1),
+        "p99_ms": round(spill["latency_ms"]["p99"] - traffic["latency_ms"]["p99"], 1),
+        "success_pp_below_pooled_limit": round(100 * (pooled.totals["success_rate"] - spill["success_rate"]), 3),
+    }
+    return out
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="simulator benchmarks")
+    ap.add_argument("--only", choices=["spill"], help="run one section and merge it into sim.json")
+    args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.only == "spill":
+        path = OUT / "sim.json"
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged["spill"] = spill_section()
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+        print(json.dumps(merged["spill"], indent=2))
+        return
     results: dict[str, Any] = {}
     print("storm and cure", file=sys.stderr)
     storm, cured, glob = run("storm"), run("storm-cured"), run("global-quick-retries")
@@ -99,6 +149,7 @@ def main() -> None:
             100 * abs(ev.totals["cross_region_share"] - fl.totals["cross_region_share"]), 3
         ),
     }
+    results["spill"] = spill_section()
     (OUT / "sim.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

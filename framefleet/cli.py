@@ -171,7 +171,7 @@ def make_fleet(
 @app.command()
 def serve(
     regions: Annotated[str, typer.Option("--regions", help="Fleet TOML (see examples/regions-3.toml).")],
-    policy: Annotated[str, typer.Option(help="traffic | local-only | global")] = "traffic",
+    policy: Annotated[str, typer.Option(help="traffic | local-only | global | spill")] = "traffic",
     ray_address: RayAddressOpt = None,
     host: Annotated[str, typer.Option(help="The gateway's bind address (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="The gateway's port; default: a free one.")] = None,
@@ -208,7 +208,9 @@ def loadtest(
     rate: Annotated[float, typer.Option(help="Total offered requests/s, split by region capacity.")],
     duration: Annotated[float, typer.Option(help="Seconds of arrivals.")] = 30.0,
     skew: Annotated[list[str] | None, typer.Option(help="region=factor: multiply one region's rate.")] = None,
-    policy: Annotated[str | None, typer.Option(help="traffic | local-only | global (when starting the fleet).")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="traffic | local-only | global | spill (when starting the fleet).")
+    ] = None,
     retry: Annotated[str, typer.Option(help="jittered (budgeted, full jitter) | naive (immediate).")] = "jittered",
     url: Annotated[str | None, typer.Option(help="An already running gateway; default: start a local fleet.")] = None,
     ray_address: RayAddressOpt = None,

@@ -6,6 +6,11 @@
   which matters a lot for small no-queue pools (Erlang-B: 2 workers at 1 erlang block 20%, 9 workers at
   4.5 erlangs block ~2%).
 - `nearest_idle`: when every allowed region is full at this instant, the nearest ring with an idle worker.
+- `pick_region_spill`, `second_region`: the "spill" policy. A request whose region is full *now* goes to the
+  nearest ring with an idle worker now, within a round-trip budget, whatever the routing table plans; a busy
+  answer gets its second try the same way. This turns the regions into one pool (Erlang-B of all workers)
+  while every region is busy, which the table cannot: it plans on averages, and under general overload no
+  region has planned headroom, yet idle workers keep appearing one ring away.
 - `pick_region_global`: the "global" baseline, one planet-wide pool that ignores where the caller is.
 - `power_of_two`: a worker among the believed-idle ones — two at random, the less loaded wins (the
   classic result: exponentially better than one random choice, without a global scan).
@@ -26,7 +31,10 @@ from framefleet.serve.traffic import RegionReport, RoutingTable, TrafficConfig, 
 
 T = TypeVar("T")
 
-POLICIES = ("traffic", "local-only", "global")  # how the gateway (and the simulator) picks a region
+POLICIES = ("traffic", "local-only", "global", "spill")  # how the gateway (and the simulator) picks a region
+# The regions one request may visit in one pass through the gateway: its first try and its one immediate second
+# try (after a busy answer). The client's retries are new passes, each under the same cap.
+MAX_REGIONS = 2
 
 
 def choose_target(fractions: Mapping[str, float], has_idle: Callable[[str], bool], rng: random.Random) -> str | None:
@@ -103,6 +111,67 @@ def pick_region(
         return source, "optimistic"
     target = nearest_idle(source, regions, rtt_ms, ring_radii_ms, lambda r: has_headroom(r) and has_any_idle(r), rng)
     return (target, "optimistic") if target is not None else (None, "")
+
+
+def pick_region_spill(
+    source: str,
+    fractions: Mapping[str, float],
+    regions: Sequence[str],
+    rtt_ms: Mapping[str, Mapping[str, float]],
+    ring_radii_ms: Sequence[float],
+    has_idle: Callable[[str], bool],
+    has_any_idle: Callable[[str], bool],
+    rng: random.Random,
+    budget_ms: float,
+) -> tuple[str | None, str]:
+    """The "spill" policy's region for one request, and the rule that chose it, in order:
+
+    1. "local": the source, when it has an idle worker (an idle fleet therefore keeps everything home);
+    2. "optimistic": the source's own idle worker that a request in transit has claimed. It is idle now and
+       this request is already here; the one in transit gets its second try when it arrives. Taking it before
+       spilling means a claim in transit never keeps a worker idle while local requests are turned away (in the
+       simulator, on regions-3.toml at 3x overload: more goodput and a smaller cross-region share than the
+       other order). Never a remote claimed worker: two requests would travel to the same slot;
+    3. "table": the table's other targets within the budget, by their fractions, among those with an idle worker
+       (the table's headroom is judged by blocking, see traffic.py);
+    4. "ring": the nearest ring with an idle worker within the budget, *not* gated by the table's headroom: under
+       general overload no region has planned headroom, and that gate is what held goodput at the isolated
+       pools' Erlang-B limit. An idle worker one ring away is capacity lost if nobody takes it now.
+    A region farther than `budget_ms` (round trip from the source) is never chosen."""
+    if has_idle(source):
+        return source, "local"
+    if has_any_idle(source):
+        return source, "optimistic"
+
+    def near(r: str) -> bool:
+        return rtt_ms[source][r] <= budget_ms
+
+    target = choose_target({r: f for r, f in fractions.items() if r != source and near(r)}, has_idle, rng)
+    if target is not None:
+        return target, "table"
+    target = nearest_idle(source, regions, rtt_ms, ring_radii_ms, lambda r: near(r) and has_idle(r), rng)
+    return (target, "ring") if target is not None else (None, "")
+
+
+def second_region(
+    source: str,
+    tried: Collection[str],
+    regions: Sequence[str],
+    rtt_ms: Mapping[str, Mapping[str, float]],
+    ring_radii_ms: Sequence[float],
+    has_idle: Callable[[str], bool],
+    rng: random.Random,
+    budget_ms: float,
+) -> str | None:
+    """Where a request goes after every region in `tried` answered busy: home if it was not tried and has an idle
+    worker now, else the nearest ring with an idle worker within the budget, never a region already tried.
+    (The answer came back to the gateway at the source, so distances count from there.)"""
+    if source not in tried and has_idle(source):
+        return source
+    return nearest_idle(
+        source, regions, rtt_ms, ring_radii_ms,
+        lambda r: r not in tried and rtt_ms[source][r] <= budget_ms and has_idle(r), rng,
+    )  # fmt: skip
 
 
 def capacity_shares(slots: Mapping[str, float]) -> dict[str, float]:
@@ -200,12 +269,20 @@ class RoutingState:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; use one of {', '.join(POLICIES)}")
-        self.manager = TrafficManager(self.rtt_ms, self.traffic)
+        # The spill policy judges headroom by Erlang-B blocking; the traffic policy keeps utilization (the
+        # comparison baseline).
+        headroom = "blocking" if self.policy == "spill" else "utilization"
+        self.manager = TrafficManager(self.rtt_ms, self.traffic, headroom_by=headroom)
         for r in self.names:
             self.healthy.setdefault(r, 0)
             self.busy.setdefault(r, 0)
             self.incoming.setdefault(r, 0)
             self.service_ewma_s.setdefault(r, self.default_service_s)
+
+    @property
+    def uses_table(self) -> bool:
+        """Whether `pick` reads the routing table (the holder then calls `update` every period)."""
+        return self.policy in ("traffic", "spill")
 
     # -- the gateway's beliefs ----------------------------------------------------------------------
     def has_idle(self, region: str) -> bool:
@@ -267,6 +344,11 @@ class RoutingState:
 
         if self.policy == "global":
             return pick_region_global(self._current_shares(), has_idle, has_any_idle, rng)
+        if self.policy == "spill":
+            return pick_region_spill(
+                source, self._table_fractions(source), self.names, self.rtt_ms, self.traffic.ring_radii_ms,
+                has_idle, has_any_idle, rng, self.traffic.spill_budget_ms,
+            )  # fmt: skip
         return pick_region(
             source,
             self._table_fractions(source),
@@ -279,6 +361,23 @@ class RoutingState:
             spill=self.policy == "traffic",
             has_headroom=self.has_headroom,
         )
+
+    def second_try(
+        self, source: str, tried: Collection[str], rng: random.Random, allowed: Collection[str] | None = None
+    ) -> str | None:
+        """The region for a request's second try after the regions in `tried` answered busy (spill policy only;
+        None: no second region, the caller hears busy). Never more than MAX_REGIONS regions in all."""
+        if self.policy != "spill" or len(tried) >= MAX_REGIONS:
+            return None
+        ok = set(allowed) if allowed is not None else None
+
+        def idle_in(r: str) -> bool:
+            return (ok is None or r in ok) and self.has_idle(r)
+
+        return second_region(
+            source, tried, self.names, self.rtt_ms, self.traffic.ring_radii_ms, idle_in, rng,
+            self.traffic.spill_budget_ms,
+        )  # fmt: skip
 
     def depart(self, target: str) -> None:
         self.incoming[target] += 1

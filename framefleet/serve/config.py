@@ -26,6 +26,8 @@ traffic manager's knobs and the API keys. Every mistake is reported with the fie
     hysteresis = 0.05
     period_s = 1.0
     ring_radii_ms = [30, 80, 150, 300]   # a last ring of "everything" is always added
+    target_blocking = 0.05         # spill policy: a region's target load blocks this share (Erlang-B)
+    spill_budget_ms = 200          # spill policy: the most round trip a request full at home may travel
 
     [api_keys]                     # key = tenant; default {"dev-key" = "local"}
     dev-key = "local"
@@ -67,7 +69,9 @@ SERVICE_KEYS = {"mean_s", "spread_s", "mean_ms", "spread_ms", "kind"}
 SERVICE_KINDS = ("uniform", "exponential", "lognormal", "constant")
 _MODEL_KEYS = {"animate", "enhance", "device"}
 TASK_NAMES = ("synthetic", "animate", "enhance")  # what a worker can host (serve/hosted.py)
-TRAFFIC_KEYS = {"target_utilization", "hysteresis", "period_s", "ring_radii_ms", "min_change"}
+TRAFFIC_KEYS = {
+    "target_utilization", "hysteresis", "period_s", "ring_radii_ms", "min_change", "target_blocking", "spill_budget_ms",
+}  # fmt: skip
 _GATEWAY_KEYS = {"max_body_bytes", "tenant_max_inflight", "retry_after_s"}
 
 
@@ -263,6 +267,8 @@ def parse_traffic(tr: Any, source: str, *, table: str = "traffic") -> TrafficCon
             period_s=number(f"{where}.period_s", tr.get("period_s", 1.0), strict=True),
             ring_radii_ms=(*sorted(radii), math.inf),
             min_change=number(f"{where}.min_change", tr.get("min_change", 0.02)),
+            target_blocking=number(f"{where}.target_blocking", tr.get("target_blocking", 0.05)),
+            spill_budget_ms=number(f"{where}.spill_budget_ms", tr.get("spill_budget_ms", 200.0)),
         )
     except ValueError as e:
         raise InputError(f"{where}: {e}") from None

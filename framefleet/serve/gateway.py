@@ -17,7 +17,10 @@ Per request: the target region is drawn by the routing table's fractions among t
 believed-idle worker that host the task (`RoutingState.pick`, serve/balance.py, the object the simulator
 holds too); inside it a worker is chosen by power of two choices; a worker that answers "busy" gets one
 immediate second try on another worker of the same region, then the caller gets 503 + Retry-After (reason
-`busy`). Nothing waits in a queue. Inter-region transit is emulated as half the round-trip time each way.
+`busy`). Under the spill policy the second try goes instead to another region with an idle worker now (home
+first, then the nearest ring within `spill_budget_ms`), counted per (source, target) in
+`framefleet_gateway_spills`. Nothing waits in a queue. Inter-region transit is emulated as half the round-trip
+time each way.
 The routing table is recomputed every period from capacity reports and measured demand (serve/traffic.py).
 The media endpoints (upload, animate, enhance, content) are in serve/media_api.py.
 """
@@ -38,7 +41,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import generate_latest
 
 from framefleet.errors import (
     Busy,
@@ -51,13 +54,13 @@ from framefleet.errors import (
     UpstreamError,
     WorkerFailed,
 )
-from framefleet.serve.balance import POLICIES, RoutingState, power_of_two
+from framefleet.serve.balance import MAX_REGIONS, POLICIES, RoutingState, power_of_two
 from framefleet.serve.config import FleetConfig
+from framefleet.serve.gateway_metrics import GatewayMetrics
 from framefleet.serve.http import from_error, install_error_handlers, parse_json_object
 from framefleet.serve.traffic import RoutingTable
 from framefleet.store import Store
 
-LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
 MEDIA_TASKS = ("animate", "enhance")  # typed multipart endpoints; the rest take a JSON object
 
 
@@ -72,40 +75,6 @@ class WorkerHandle:
 
     def idle(self) -> bool:
         return self.healthy and self.inflight == 0
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
-        self.requests = Counter(
-            "framefleet_gateway_requests", "Requests by outcome", ["source", "target", "outcome"], registry=r
-        )
-        self.rejections = Counter("framefleet_gateway_rejections", "Rejections by reason", ["reason"], registry=r)
-        self.choices = Counter(
-            "framefleet_gateway_region_choices", "How the target region was chosen (balance.pick_region)", ["rule"],
-            registry=r,
-        )  # fmt: skip
-        self.second_tries = Counter("framefleet_gateway_second_tries", "Immediate in-region second tries", registry=r)
-        self.latency = Histogram(
-            "framefleet_gateway_latency_seconds", "Latency of served requests", ["source"], buckets=LATENCY_BUCKETS,
-            registry=r,
-        )  # fmt: skip
-        self.cross = Counter("framefleet_gateway_served_cross_region", "Served outside the source region", registry=r)
-        self.local = Counter("framefleet_gateway_served_local", "Served in the source region", registry=r)
-        self.cross_share = Gauge(
-            "framefleet_gateway_cross_region_share", "Share of served requests that crossed regions", registry=r
-        )
-        self.table_version = Gauge("framefleet_gateway_routing_table_version", "Routing table version", registry=r)
-        self.fraction = Gauge("framefleet_gateway_route_fraction", "Routing fraction", ["source", "target"], registry=r)
-        self.n_cross = self.n_local = 0
-
-    def served(self, cross: bool) -> None:
-        (self.cross if cross else self.local).inc()
-        if cross:
-            self.n_cross += 1
-        else:
-            self.n_local += 1
-        self.cross_share.set(self.n_cross / (self.n_cross + self.n_local))
 
 
 class Gateway:
@@ -132,7 +101,7 @@ class Gateway:
         }
         self.routing = RoutingState(config.region_names, config.rtt_ms, config.traffic, policy, config.service.mean_s)
         self._count_slots()
-        self.metrics = _Metrics()
+        self.metrics = GatewayMetrics()
         self.rng = random.Random(seed)
         self.clock = time.monotonic
         self.tenant_inflight: dict[str, int] = {}
@@ -252,31 +221,69 @@ class Gateway:
     async def dispatch(self, task: str, body: bytes, source: str, t0: float) -> tuple[dict[str, Any], WorkerHandle]:
         """Route one request and forward it; the worker's answer (200) and who served it. Raises Busy (503,
         no idle worker anywhere allowed), WorkerFailed (the worker died mid-request), UpstreamError (502,
-        an answer that is not JSON), or the worker's own error (its status and reason)."""
+        an answer that is not JSON), or the worker's own error (its status and reason).
+
+        At most MAX_REGIONS tries in all: under the spill policy one worker in each of up to two regions (the
+        second named by `RoutingState.second_try` once the busy answer is back), under the others two workers
+        of the one region picked."""
         self.routing.demand.record(source, t0)
-        target, rule = self.routing.pick(source, self.rng, self.config.regions_hosting(task))
+        allowed = self.config.regions_hosting(task)
+        target, rule = self.routing.pick(source, self.rng, allowed)
         if target is None:
             raise self._busy(source, "none", "no idle worker in the regions this request may use; retry later")
         self.metrics.choices.labels(rule).inc()
+        if self.policy != "spill":
+            await self._transit(source, target)
+            served = await self._serve_in(task, body, source, target, tries=MAX_REGIONS)
+            if served is not None:
+                return served
+            raise self._busy(source, target, f"every worker in {target} is busy; retry later")
+        visited: list[str] = []
+        last = target
+        while target is not None:
+            visited.append(target)
+            if target != source:
+                self.metrics.spills.labels(source, target, rule).inc()
+            await self._transit(source, target)
+            served = await self._serve_in(task, body, source, target, tries=1)
+            if served is not None:
+                return served
+            if target != source:
+                await asyncio.sleep(self.config.rtt_ms[source][target] / 2000.0)  # the busy answer travels back
+            last, rule = target, "second_try"
+            target = self.routing.second_try(source, visited, self.rng, allowed)
+            if target is not None:
+                self.metrics.choices.labels(rule).inc()
+        raise self._busy(source, last, f"no idle worker in {', '.join(visited)} when the request got there; retry")
+
+    async def _transit(self, source: str, target: str) -> None:
+        """The emulated trip to the target region; its slot is claimed (in transit) on the way."""
         one_way = self.config.rtt_ms[source][target] / 2000.0
         if one_way:
             self.routing.depart(target)
             try:
-                await asyncio.sleep(one_way)  # emulated transit to the target region
+                await asyncio.sleep(one_way)
             finally:
                 self.routing.arrive(target)
+
+    async def _serve_in(
+        self, task: str, body: bytes, source: str, target: str, *, tries: int
+    ) -> tuple[dict[str, Any], WorkerHandle] | None:
+        """Up to `tries` idle workers of `target`, one after the other while they answer busy (a stale belief);
+        None when none was idle or all answered busy. The answer comes back after the emulated transit."""
         tried: set[str] = set()
-        for attempt in (1, 2):
+        for attempt in range(1, tries + 1):
             idle = [w for w in self.workers[target] if w.idle() and w.name not in tried]
             worker = power_of_two(idle, lambda w: w.served, self.rng)
             if worker is None:
-                break
+                return None
             if attempt == 2:
                 self.metrics.second_tries.inc()
             tried.add(worker.name)
             status, answer = await self._forward(worker, task, body, source, target)
             if status == 503 and answer.get("error", {}).get("reason") == "busy":
-                continue  # our belief was stale: one immediate second try in the same region
+                continue  # our belief was stale: the next try (this region's next worker, or another region)
+            one_way = self.config.rtt_ms[source][target] / 2000.0
             if one_way:
                 await asyncio.sleep(one_way)  # emulated transit back
             if status != 200:
@@ -285,7 +292,7 @@ class Gateway:
             worker.served += 1
             self.routing.observe_service(target, float(answer.get("service_ms") or 0) / 1000)
             return answer, worker
-        raise self._busy(source, target, f"every worker in {target} is busy; retry later")
+        return None
 
     async def _forward(
         self, worker: WorkerHandle, task: str, body: bytes, source: str, target: str

@@ -328,6 +328,8 @@ def scenario_toml(config: FleetConfig, report: LoadReport, *, retry: str, policy
         f"period_s = {_f(tr.period_s)}",
         f"ring_radii_ms = [{radii}]",
         f"min_change = {_f(tr.min_change)}",
+        f"target_blocking = {_f(tr.target_blocking)}",
+        f"spill_budget_ms = {_f(tr.spill_budget_ms)}",
         "",
         "[client]",
         f"preset = {q(retry)}",

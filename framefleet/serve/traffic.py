@@ -15,6 +15,15 @@ Rules, in order:
 
 Capacity counts in requests per second: slots / mean service time. Health-based spill (Envoy) does not
 move load off *busy* healthy hosts; explicit capacity reports do.
+
+A region's target load (what it may take before it spills, and what others may spill into it) is judged in
+one of two ways, chosen by the manager's `headroom_by`:
+- "utilization" (the `traffic` policy): `target_utilization` × capacity;
+- "blocking" (the `spill` policy): the most offered load whose Erlang-B blocking stays ≤ `target_blocking`
+  (serve/erlang.py). A pool of 2 one-request workers offered half its capacity blocks 20% of its requests, one
+  of 200 at 5% blocking runs 94% busy: one utilization threshold is too loose for small pools, too tight for big.
+Hysteresis is the same in both: a spilling region keeps spilling until its demand is `hysteresis` × its
+capacity below its target.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from framefleet.serve.erlang import erlangs_at
+
 _EPS = 1e-9
+HEADROOM = ("utilization", "blocking")  # how the manager judges a region's target load
 
 
 @dataclass(frozen=True)
@@ -61,10 +73,18 @@ class TrafficConfig:
     ring_radii_ms: tuple[float, ...] = (30.0, 80.0, 150.0, 300.0, math.inf)
     period_s: float = 1.0
     min_change: float = 0.02  # a new table replaces the old only if some fraction moves by more
+    # The `spill` policy: a region's target is the load at which it blocks this share (Erlang-B), and a request
+    # that finds its region full may go to a region at most this round trip away from its source.
+    target_blocking: float = 0.05
+    spill_budget_ms: float = 200.0
 
     def __post_init__(self) -> None:
         if not 0 < self.target_utilization <= 1:
             raise ValueError(f"target_utilization must be in (0, 1], got {self.target_utilization}")
+        if not 0 < self.target_blocking < 1:
+            raise ValueError(f"target_blocking must be in (0, 1), got {self.target_blocking}")
+        if not self.spill_budget_ms >= 0:
+            raise ValueError(f"spill_budget_ms must be ≥ 0, got {self.spill_budget_ms}")
         if not 0 <= self.hysteresis < self.target_utilization:
             raise ValueError("hysteresis must be ≥ 0 and below the target utilization")
         if list(self.ring_radii_ms) != sorted(self.ring_radii_ms) or not self.ring_radii_ms:
@@ -86,18 +106,30 @@ def rings(
     return out
 
 
+def target_load_rps(report: RegionReport, config: TrafficConfig, headroom_by: str = "utilization") -> float:
+    """The requests/s a region may take before it spills (and up to which others may spill into it)."""
+    if headroom_by == "blocking":
+        return erlangs_at(report.slots, config.target_blocking) / report.service_time_s if report.capacity_rps else 0.0
+    return config.target_utilization * report.capacity_rps
+
+
 def plan_routes(
     reports: Sequence[RegionReport],
     demand_rps: Mapping[str, float],
     distance_ms: Mapping[str, Mapping[str, float]],
     config: TrafficConfig = TrafficConfig(),
     spilling: frozenset[str] = frozenset(),
+    headroom_by: str = "utilization",
 ) -> tuple[dict[str, dict[str, float]], dict[str, float], frozenset[str]]:
     """The routing computation: returns (flows source→target in rps, planned load per target, spilling).
 
-    `spilling` is the set of sources that spilled in the previous table (for hysteresis)."""
+    `spilling` is the set of sources that spilled in the previous table (for hysteresis); `headroom_by` says how
+    a region's target load is judged (HEADROOM)."""
+    if headroom_by not in HEADROOM:
+        raise ValueError(f"unknown headroom_by {headroom_by!r}; use one of {', '.join(HEADROOM)}")
     regions = [r.region for r in reports]
-    target = {r.region: config.target_utilization * r.capacity_rps for r in reports}
+    target = {r.region: target_load_rps(r, config, headroom_by) for r in reports}
+    capacity = {r.region: r.capacity_rps for r in reports}
     unknown = sorted(set(demand_rps) - set(regions))
     if unknown:
         raise ValueError(f"demand from unknown regions {unknown}; known: {regions}")
@@ -112,7 +144,7 @@ def plan_routes(
         d = max(0.0, float(demand_rps.get(s, 0.0)))
         keep_below = target[s]
         if s in spilling:  # hysteresis: keep spilling until clearly below the target
-            keep_below = max(0.0, target[s] - config.hysteresis * (target[s] / config.target_utilization))
+            keep_below = max(0.0, target[s] - config.hysteresis * capacity[s])
         local = d if d <= target[s] and s not in spilling else min(d, keep_below)
         flows[s][s] = local
         load[s] += local
@@ -180,14 +212,17 @@ class TrafficManager:
     distance_ms: Mapping[str, Mapping[str, float]]
     config: TrafficConfig = field(default_factory=TrafficConfig)
     table: RoutingTable | None = None
+    headroom_by: str = "utilization"  # HEADROOM: by utilization (the `traffic` policy) or blocking (`spill`)
 
     def update(self, reports: Sequence[RegionReport], demand_rps: Mapping[str, float], now: float) -> RoutingTable:
         if self.table is not None and now - self.table.computed_at < self.config.period_s:
             return self.table  # locked in until the next period
         spilling = self.table.spilling if self.table is not None else frozenset()
-        flows, load, now_spilling = plan_routes(reports, demand_rps, self.distance_ms, self.config, spilling)
+        flows, load, now_spilling = plan_routes(
+            reports, demand_rps, self.distance_ms, self.config, spilling, self.headroom_by
+        )
         routes = _as_routes(flows)
-        target = {r.region: self.config.target_utilization * r.capacity_rps for r in reports}
+        target = {r.region: target_load_rps(r, self.config, self.headroom_by) for r in reports}
         headroom = {r: max(0.0, target[r] - load.get(r, 0.0)) for r in target}
         if self.table is not None and _moved(self.table, routes) <= self.config.min_change:
             # Not worth a new version; keep the old fractions but restart the period.

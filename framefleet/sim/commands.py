@@ -54,7 +54,9 @@ def _summary_table(runs: list[dict[str, Any]]) -> Table:
 def simulate(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario TOML files (scenarios/); several run side by side.")],
     mode: Annotated[str | None, typer.Option(help="event | fluid (default: the scenario's own).")] = None,
-    policy: Annotated[str | None, typer.Option(help="Override routing.policy: traffic | local-only | global.")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Override routing.policy: traffic | local-only | global | spill.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Override simulation.seed.")] = None,
     plot: Annotated[str | None, typer.Option(help="Write a PNG: success, load per region, cross-region share.")] = None,
     as_json: JsonOpt = False,

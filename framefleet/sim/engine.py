@@ -8,9 +8,11 @@ What is simulated, and which real function decides it:
   counts that include requests in transit), `depart`/`arrive` around the round-trip time paid each way,
   `observe_service`, its demand meter. A request whose region filled up while it was in transit is busy on
   arrival (`busy_on_arrival`), as in the gateway, which finds no idle worker there and answers 503 without a
-  try. The gateway's in-region second try (a worker it believed idle answers busy) needs a belief that is
-  wrong about a worker, which one gateway with exact in-flight counts, here and live, never has; it would
-  with several gateways sharing workers;
+  try; under the spill policy the answer comes back to the gateway, which gives the request its second try
+  in the region `RoutingState.second_try` names (`second_tries`), as the gateway does. The gateway's
+  in-region second try (a worker it believed idle answers busy) needs a belief that is wrong about a worker,
+  which one gateway with exact in-flight counts, here and live, never has; it would with several gateways
+  sharing workers;
 - the traffic manager: `RoutingState.update` on its real period from the state's reports (healthy slots,
   measured service time EWMA) and measured demand;
 - GPUs: one request each, never a queue; failures (MTBF, repair) and region outages kill what they run.
@@ -41,7 +43,9 @@ Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
 
 class _Req:
-    __slots__ = ("attempts", "batch", "bucket", "killed", "one_way", "prev_delay", "slot", "src", "t0", "target")
+    __slots__ = (
+        "attempts", "batch", "bucket", "killed", "one_way", "prev_delay", "slot", "src", "t0", "target", "tried",
+    )  # fmt: skip
 
     def __init__(self, src: int, t0: float, bucket: int, batch: bool) -> None:
         self.src = src
@@ -54,6 +58,7 @@ class _Req:
         self.one_way = 0.0
         self.slot = -1
         self.killed = False
+        self.tried: tuple[str, ...] = ()  # the regions this attempt has visited (the spill policy's second try)
 
 
 class EventSimulation:
@@ -87,6 +92,7 @@ class EventSimulation:
         self.latencies = array("d")
         self.attempts_total = 0
         self.busy_on_arrival = 0
+        self.second_tries = 0
         self.reasons: dict[str, int] = {}
 
     # --- snapshots of the routing state's counts, by region index (for inspection) ------------------
@@ -136,6 +142,13 @@ class EventSimulation:
         if target is None:
             self.answer(req, Outcome.BUSY, 0.0, self.sc.retry_after_s)
             return
+        req.tried = ()
+        self.go(req, target)
+
+    def go(self, req: _Req, target: str) -> None:
+        """Send the request to `target`: transit there (the slot claimed meanwhile), then `reach`."""
+        routing = self.routing
+        req.tried = (*req.tried, target)
         t = self.idx[target]
         req.target = t
         req.one_way = self.one_way[req.src][t]
@@ -153,7 +166,12 @@ class EventSimulation:
             # The belief the request was routed on is stale by now (or the region died): the gateway finds
             # no idle worker in the region and answers busy.
             self.busy_on_arrival += 1
-            self.answer(req, Outcome.BUSY, req.one_way, self.sc.retry_after_s)
+            if routing.policy == "spill" and req.one_way > 0:
+                self._later(req.one_way, lambda: self.bounced(req))  # the answer travels back first
+            elif routing.policy == "spill":
+                self.bounced(req)
+            else:
+                self.answer(req, Outcome.BUSY, req.one_way, self.sc.retry_after_s)
             return
         routing.busy[name] += 1
         req.killed = False
@@ -162,6 +180,15 @@ class EventSimulation:
         service = self.sc.service.sample(self.rng)
         attempt = req.attempts  # a completion from an earlier, killed attempt must not end this one
         self._later(service, lambda: self.complete(req, t, service, attempt))
+
+    def bounced(self, req: _Req) -> None:
+        """A busy answer is back at the gateway: a second region if the routing state names one, else busy."""
+        target = self.routing.second_try(self.names[req.src], req.tried, self.rng)
+        if target is None:
+            self.answer(req, Outcome.BUSY, 0.0, self.sc.retry_after_s)
+            return
+        self.second_tries += 1
+        self.go(req, target)
 
     def _release(self, req: _Req, t: int) -> None:
         slots = self.inflight[t]
@@ -288,7 +315,7 @@ class EventSimulation:
         busy = self.routing.busy
         while env.now < sc.duration_s:
             now = env.now
-            if sc.policy == "traffic":  # the other policies never read the table (the gateway's neither)
+            if self.routing.uses_table:  # the other policies never read the table (the gateway's neither)
                 self.routing.update(now)
             b = self._bucket(now)
             for i, name in enumerate(self.names):

@@ -6,7 +6,9 @@ Per step (a minute, split at event edges), for each source region s with fresh d
 - attempts a_s = λ_s·m_s go home (traffic, local-only) or over the global pool by capacity (global);
 - with the traffic policy, as `balance.pick_region` does request by request: home first; the part that
   finds its home region full goes to whichever of the table's other targets and the nearest ring with
-  headroom has a free GPU, and fails only if all of them are full at once (independence assumed);
+  headroom has a free GPU, and fails only if all of them are full at once (independence assumed); with the
+  spill policy likewise, over every region within `spill_budget_ms`, headroom or not (the second try after a
+  busy arrival and the transit a claimed slot sits idle are not modelled here: the event mode is the judge);
 - each region's blocking is Erlang-B of the erlangs offered to it;
 - retries: each blocked attempt is retried (up to the attempt cap, within the retry budget) and meets the
   same blocking again, independently. That holds when retries are spread out by jittered backoff; with
@@ -46,7 +48,8 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
     names = sc.region_names
     n = len(names)
     series = Series.empty(sc, names)
-    manager = TrafficManager(sc.rtt_ms, sc.traffic)
+    manager = TrafficManager(sc.rtt_ms, sc.traffic, headroom_by="blocking" if sc.policy == "spill" else "utilization")
+    budget = sc.traffic.spill_budget_ms
     mean_s = sc.service.mean_s
     cap = sc.client.max_attempts
     ratio = sc.client.budget_ratio
@@ -65,14 +68,23 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
         slots = np.floor(healthy).astype(int)
         f = np.eye(n)  # where first attempts go; traffic and local-only: home first (pick_region rule 1)
         spill_to = np.zeros((n, n))  # where an attempt that finds its home region full goes instead
-        if sc.policy == "traffic":
+        if sc.policy in ("traffic", "spill"):
             reports = [RegionReport(r, int(slots[i]), mean_s) for i, r in enumerate(names)]
             table = manager.update(reports, dict(zip(names, (lam * m).tolist(), strict=True)), start)
             for s in range(n):
                 # rule 2: the table's other targets, by their fractions; rule 3: the nearest ring with headroom
                 for target, v in table.fractions(names[s]).items():
-                    if target != names[s] and v > 0:
+                    if (
+                        target != names[s]
+                        and v > 0
+                        and (sc.policy == "traffic" or sc.rtt_ms[names[s]][target] <= budget)
+                    ):
                         spill_to[s, idx[target]] = v
+                if sc.policy == "spill":  # every region within the budget, headroom or not (pick_region_spill)
+                    near = [j for j, r in enumerate(names) if j != s and sc.rtt_ms[names[s]][r] <= budget and slots[j]]
+                    for j in near:
+                        spill_to[s, j] = max(spill_to[s, j], 1.0 / len(near))
+                    continue
                 for ring in ring_of[s]:
                     open_ = [idx[r] for r in ring if table.has_headroom(r) and slots[idx[r]] > 0]
                     if open_:

@@ -30,9 +30,10 @@ spread_s = 1.0
 kind = "uniform"
 
 [routing]
-policy = "traffic"           # traffic | local-only | global
+policy = "traffic"           # traffic | local-only | global | spill
 retry_after_s = 1            # the gateway's Retry-After on a busy answer (0: none)
-# plus the traffic manager's knobs: target_utilization, hysteresis, period_s, ring_radii_ms, min_change
+# plus the traffic manager's knobs: target_utilization, hysteresis, period_s, ring_radii_ms, min_change,
+# target_blocking, spill_budget_ms
 
 [client]
 preset = "jittered"          # jittered (RetryPolicy()) | naive (RetryPolicy.naive()); fields override
