@@ -11,7 +11,7 @@ import pytest
 
 from framefleet.config import Settings
 from framefleet.errors import InputError
-from framefleet.media import sample_path
+from framefleet.media import encode_frames, sample_path
 from framefleet.models.upscale import load_upscaler
 from framefleet.models.upscale.blend import BlendedUpscaler, fit_blend
 from framefleet.quality.degrade import downscale
@@ -99,18 +99,23 @@ def test_a_sharp_clip_keeps_the_net_and_a_soft_one_is_blended_and_beats_both() -
     assert net < lanczos < blended
 
 
-def test_enhance_reports_the_weight_and_no_calibrate_runs_the_net_alone(home: Path) -> None:
+def test_enhance_reports_the_weight_and_no_calibrate_runs_the_net_alone(home: Path, tmp_path: Path) -> None:
     settings = Settings.from_env()
     store = Store.open(settings)
     try:
-        src = str(sample_path("bikes"))
-        r = enhance(store, src, EnhanceRequest(measure_gain=False, gate=False), settings=settings)
+        src = tmp_path / "bikes-short.mp4"  # 20 frames spread over bikes (a soft clip), at its size
+        encode_frames(list(sample_frames(20, None, "bikes", step=12)), src, fps=25)
+        r = enhance(store, str(src), EnhanceRequest(measure_gain=False, gate=False), settings=settings)
         assert r.variant is not None
         cal = r.variant.metrics["calibration"]
-        assert cal["frames"] == 16 and min(cal["coarse"], cal["fine"]) >= 0.0 and cal["baseline"] == "lanczos"
+        assert cal["frames"] == 16 and cal["baseline"] == "lanczos" and 0.0 <= cal["coarse"] < cal["fine"] <= 1.0
         blend = r.variant.params["model"]["blend"]
         assert (blend["coarse"], blend["fine"], blend["with"]) == (cal["coarse"], cal["fine"], "lanczos")
-        plain = enhance(store, src, EnhanceRequest(measure_gain=False, gate=False, calibrate=False), settings=settings)
+        again = enhance(store, str(src), EnhanceRequest(measure_gain=False, gate=False), settings=settings)
+        assert again.variant is not None and not again.created and again.variant.id == r.variant.id  # same weights
+        plain = enhance(
+            store, str(src), EnhanceRequest(measure_gain=False, gate=False, calibrate=False), settings=settings
+        )
         assert plain.variant is not None and plain.created and plain.variant.id != r.variant.id
         assert plain.variant.metrics["calibration"] is None and "blend" not in plain.variant.params["model"]
     finally:
