@@ -37,6 +37,12 @@ POLICIES = ("traffic", "local-only", "global", "spill")  # how the gateway (and 
 MAX_REGIONS = 2
 
 
+def headroom_by(policy: str) -> str:
+    """How a policy's traffic manager judges a region's headroom (traffic.HEADROOM): the spill policy by Erlang-B
+    blocking, the others by utilization (the traffic policy's, kept as the comparison baseline)."""
+    return "blocking" if policy == "spill" else "utilization"
+
+
 def choose_target(fractions: Mapping[str, float], has_idle: Callable[[str], bool], rng: random.Random) -> str | None:
     """A target region drawn by `fractions`, among regions with an idle worker; None if all are full."""
     open_regions = [(r, f) for r, f in fractions.items() if f > 0 and has_idle(r)]
@@ -269,10 +275,7 @@ class RoutingState:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; use one of {', '.join(POLICIES)}")
-        # The spill policy judges headroom by Erlang-B blocking; the traffic policy keeps utilization (the
-        # comparison baseline).
-        headroom = "blocking" if self.policy == "spill" else "utilization"
-        self.manager = TrafficManager(self.rtt_ms, self.traffic, headroom_by=headroom)
+        self.manager = TrafficManager(self.rtt_ms, self.traffic, headroom_by=headroom_by(self.policy))
         for r in self.names:
             self.healthy.setdefault(r, 0)
             self.busy.setdefault(r, 0)

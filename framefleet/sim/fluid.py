@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from framefleet.serve.balance import capacity_shares
+from framefleet.serve.balance import capacity_shares, headroom_by
 from framefleet.serve.traffic import RegionReport, TrafficManager, rings
 from framefleet.sim.capacity import erlang_b
 from framefleet.sim.demand import in_outage, rate_rps, step_edges
@@ -48,7 +48,7 @@ def simulate_fluid(sc: Scenario, progress: Progress | None = None) -> SimReport:
     names = sc.region_names
     n = len(names)
     series = Series.empty(sc, names)
-    manager = TrafficManager(sc.rtt_ms, sc.traffic, headroom_by="blocking" if sc.policy == "spill" else "utilization")
+    manager = TrafficManager(sc.rtt_ms, sc.traffic, headroom_by=headroom_by(sc.policy))
     budget = sc.traffic.spill_budget_ms
     mean_s = sc.service.mean_s
     cap = sc.client.max_attempts
