@@ -36,6 +36,7 @@ from framefleet.models.interpolate import load_interpolator
 from framefleet.models.upscale import default_model
 from framefleet.models.upscale.base import cpu_threads
 from framefleet.models.upscale.blend import MIN_SIDE, BlendFit, fit_blend
+from framefleet.models.upscale.classical import RESAMPLERS
 from framefleet.quality.gate import GateDecision, GateInput, GateThresholds, decide
 from framefleet.quality.noref import estimate_quality
 from framefleet.store import Asset, Producer, Store, Variant
@@ -79,7 +80,7 @@ class EnhanceRequest:
     thresholds: GateThresholds = field(default_factory=GateThresholds)
     ladder: tuple[int, ...] = ()
     measure_gain: bool = True
-    calibrate: bool = True  # blend a learned model with Lanczos by a weight fitted on the clip (upscale/blend.py)
+    calibrate: bool = True  # blend a learned model with Lanczos by weights fitted on the clip (upscale/blend.py)
 
 
 @dataclass
@@ -230,9 +231,9 @@ def enhance(
 
 
 def _calibrate(src: Path, spec: sw.ModelSpec, total: int) -> BlendFit | None:
-    """The model's blend weight against Lanczos on CALIBRATION_FRAMES frames spread over the clip; None for the
+    """The model's blend weights against Lanczos on CALIBRATION_FRAMES frames spread over the clip; None for the
     plain resizes (nothing to blend) and for clips too small to downscale once more."""
-    if spec.model in ("bicubic", "lanczos"):
+    if spec.model in RESAMPLERS:
         return None
     n = max(total, CALIBRATION_FRAMES)
     wanted = {round(i * (n - 1) / max(CALIBRATION_FRAMES - 1, 1)) for i in range(CALIBRATION_FRAMES)}

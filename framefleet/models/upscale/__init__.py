@@ -20,7 +20,7 @@ from pathlib import Path
 
 from framefleet.errors import InputError, ModelError
 from framefleet.models.upscale.base import Upscaler, check_scale, import_openvino, resolve_device
-from framefleet.models.upscale.classical import ResampleUpscaler
+from framefleet.models.upscale.classical import RESAMPLERS, ResampleUpscaler
 from framefleet.models.upscale.ecbsr import ECBSRUpscaler
 from framefleet.models.upscale.espcn import ESPCNUpscaler
 from framefleet.models.upscale.ncnn_convert import convert_to_safetensors
@@ -78,7 +78,7 @@ def load_upscaler(
     tile: int | None = None,
 ) -> Upscaler:
     """Build the upscaler called `name`; raises InputError for unknown names, scales or backends."""
-    if name in ("bicubic", "lanczos"):
+    if name in RESAMPLERS:
         return ResampleUpscaler(name, scale=scale)
     if name == "ecbsr":
         dev = resolve_device(device)

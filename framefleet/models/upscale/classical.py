@@ -15,6 +15,7 @@ from framefleet.models.upscale.base import check_frames, check_scale
 
 SCALES = (2, 3, 4)
 _FILTERS = {"bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+RESAMPLERS = tuple(_FILTERS)  # the upscalers that are a plain resize (no weights, nothing to calibrate)
 
 
 class ResampleUpscaler:
