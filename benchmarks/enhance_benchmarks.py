@@ -59,7 +59,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "realesr-animevideov3": {"name": "realesr-animevideov3", "device": "cpu"},
 }
 SHIPPED = "ecbsr-openvino"
-# What `enhance` runs: the model blended with Lanczos by a weight fitted on the row's own low-res frames
+# What `enhance` runs: the model blended with Lanczos by two band weights fitted on the row's own low-res frames
 # (framefleet/models/upscale/blend.py); "-uncalibrated" is the net alone.
 CALIBRATED = ("ecbsr-openvino", "ecbsr-onnx")
 
