@@ -1,6 +1,7 @@
 """Spill routing against the Erlang-B limits (issue 18): the live fleet and the simulator, every policy, one run.
 
     .venv/bin/python benchmarks/spill_benchmark.py          # ~8 minutes; or as a section of serve_benchmarks.py
+    .venv/bin/python benchmarks/spill_benchmark.py --repeat 8   # the 3x case 8 times per policy (~9 minutes)
 
 The fleet is examples/regions-3.toml (4, 3 and 2 workers of 200 ± 50 ms: 45 requests/s). Cases, open-loop
 Poisson arrivals split across source regions by capacity, the jittered budgeted client:
@@ -296,6 +297,38 @@ def run(live_duration_s: float = 25.0, sim_duration_s: float = 600.0, fleet: str
     return results
 
 
+def repeat(case: str, n: int, duration_s: float, fleet: str = FLEET) -> dict[str, Any]:
+    """One case, `n` live runs per policy (spill and traffic) with a fresh arrival seed each, on one fleet per
+    policy: the run-to-run spread of a single 25 s figure, which at 3x is as large as the distance to the line."""
+    import statistics
+
+    config = load_fleet(ROOT / fleet)
+    factor, skew = CASES[case]
+    pooled = erlang_limits(config, offered_rates(config, factor * config.capacity_rps, skew))["pooled_goodput_rps"]
+    out: dict[str, Any] = {"fleet": fleet, "case": case, "runs": n, "duration_s": duration_s, "pooled_rps": pooled}
+    for policy in ("spill", "traffic"):
+        with LocalFleet(ROOT / fleet, policy=policy, seed=1, store=False) as live_fleet:
+            got = []
+            for i in range(n):
+                time.sleep(3.0)
+                report = asyncio.run(run_load(live_fleet.url, live_fleet.config, rate=factor * config.capacity_rps,
+                                              duration_s=duration_s, skew=skew, seed=10 + i))  # fmt: skip
+                got.append(_live_row(report)["goodput_rps"])
+                print(f"  repeat {case} {policy} {i + 1}/{n}: {got[-1]} rps", file=sys.stderr)
+        mean, sd = statistics.mean(got), statistics.stdev(got)
+        out[policy] = {
+            "goodput_rps": got,
+            "mean_rps": round(mean, 2),
+            "sd_rps": round(sd, 2),
+            "mean_over_pooled": round(mean / pooled, 4),
+            "se_over_pooled": round(sd / math.sqrt(n) / pooled, 4),  # standard error of that ratio
+        }
+    name = "serve_spill-repeat" if fleet == FLEET else f"serve_spill-repeat-{Path(fleet).stem}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -303,6 +336,12 @@ if __name__ == "__main__":
     ap.add_argument("--live-duration", type=float, default=25.0, help="seconds of load per live case")
     ap.add_argument("--sim-duration", type=float, default=600.0, help="simulated seconds per case")
     ap.add_argument("--fleet", default=FLEET, help="fleet TOML (results: serve_spill-<its name>.json)")
+    ap.add_argument("--repeat", type=int, default=0, metavar="N",
+                    help="instead: N live runs of --case per policy (spill, traffic), mean and spread")  # fmt: skip
+    ap.add_argument("--case", default="overload_3x", choices=list(CASES), help="the case --repeat runs")
     args = ap.parse_args()
+    if args.repeat:
+        print(json.dumps(repeat(args.case, args.repeat, args.live_duration, args.fleet), indent=2))
+        sys.exit(0)
     res = run(args.live_duration, args.sim_duration, args.fleet)
     print(json.dumps({k: res[k] for k in ("limits", "acceptance", "wall_s")}, indent=2))

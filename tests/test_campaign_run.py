@@ -257,7 +257,7 @@ def test_the_gateway_serves_the_video_only_from_the_local_day(tmp_path: Path) ->
 
     from test_gateway import CONFIG, URLS
 
-    from framefleet.serve.gateway import create_gateway_app
+    from framefleet.serve.gateway_app import create_gateway_app
 
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "blobs", tmp_path / "tmp")
     cs = CampaignStore(store)

@@ -13,7 +13,8 @@ import pytest
 
 from framefleet.serve.balance import RoutingState
 from framefleet.serve.config import parse_fleet
-from framefleet.serve.gateway import Gateway, create_gateway_app
+from framefleet.serve.gateway import Gateway
+from framefleet.serve.gateway_app import create_gateway_app
 
 CONFIG = parse_fleet(
     {

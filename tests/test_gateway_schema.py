@@ -20,7 +20,8 @@ schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev
 
 from test_gateway import CONFIG, URLS, ok_worker  # noqa: E402
 
-from framefleet.serve.gateway import Gateway, create_gateway_app  # noqa: E402
+from framefleet.serve.gateway import Gateway  # noqa: E402
+from framefleet.serve.gateway_app import create_gateway_app  # noqa: E402
 from framefleet.store import Store  # noqa: E402
 
 

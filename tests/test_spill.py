@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from framefleet.serve.balance import MAX_REGIONS, POLICIES, RoutingState, pick_region, pick_region_spill
 from framefleet.serve.config import parse_fleet
 from framefleet.serve.erlang import carried_erlangs, erlang_b, erlangs_at
-from framefleet.serve.gateway import Gateway, create_gateway_app
+from framefleet.serve.gateway import Gateway
+from framefleet.serve.gateway_app import create_gateway_app
 from framefleet.serve.traffic import RegionReport, TrafficConfig, TrafficManager, plan_routes, target_load_rps
 from framefleet.sim import parse_scenario, simulate
 from framefleet.sim.engine import EventSimulation

@@ -20,7 +20,7 @@ from framefleet.evaluate.report import Report, render_html
 from framefleet.evaluate.simulate import SimConfig, make_raters, simulate_votes
 from framefleet.evaluate.stats import analyse
 from framefleet.evaluate.study import CreatedStudy, StudySpec, create_study
-from framefleet.serve.gateway import create_gateway_app
+from framefleet.serve.gateway_app import create_gateway_app
 from framefleet.store import Store
 from framefleet.store.studies import StudyStore
 

@@ -123,7 +123,7 @@ class LocalFleet:
         spec_path.write_text(json.dumps(spec))
         port = self.port or free_port(self.host if self.host != "0.0.0.0" else "127.0.0.1")
         self.gateway = _Proc("gateway", port, {"FRAMEFLEET_GATEWAY_SPEC": str(spec_path)},
-                             _uvicorn("framefleet.serve.gateway:gateway_from_env", port, self.host),
+                             _uvicorn("framefleet.serve.gateway_app:gateway_from_env", port, self.host),
                              host=self.host)  # fmt: skip
         self._spawn(self.gateway)
 

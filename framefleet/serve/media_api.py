@@ -27,7 +27,8 @@ from starlette.datastructures import UploadFile
 
 from framefleet.campaign.delivery import deliver
 from framefleet.errors import InputError, NotFound, NotYet
-from framefleet.serve.gateway import ERROR_RESPONSES, Gateway
+from framefleet.serve.gateway import Gateway
+from framefleet.serve.gateway_app import ERROR_RESPONSES
 from framefleet.serve.hosted import ANIMATE_PARAMS, ENHANCE_PARAMS
 from framefleet.serve.http import from_error
 from framefleet.store.views import asset_dict, variant_dict
