@@ -4,7 +4,9 @@ that must be handled (CMYK, 16-bit, greyscale, alpha, EXIF rotation)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -118,9 +120,16 @@ def test_cli_json_and_bad_inputs(model: Path, tmp_path: Path) -> None:
             "is a video; animate takes a still image (PNG, JPEG, WebP). To enhance a video, run `framefleet enhance",
         ),
     ]
-    for args, message in cases:
+    def attempt(args: list[str]) -> Any:
         extra = [] if "--model" in args else ["--model", str(model)]
-        r = run_cli("animate", *args, *extra, "--json", env=env2)
+        return run_cli("animate", *args, *extra, "--json", env=env2)
+
+    # Two at a time: each run is mostly the interpreter importing torch and diffusers, one core each. The store is
+    # made first, so that two processes never build the same fresh database at once.
+    Store.open(_settings(home2)).close()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(attempt, [args for args, _ in cases]))
+    for (args, message), r in zip(cases, runs, strict=True):
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
         assert one_json(r.stdout)["error"]["message"]

@@ -76,6 +76,18 @@ def test_bad_json_of_any_kind_is_400(body: bytes) -> None:
     assert r.json()["error"]["reason"] == "malformed_json"
 
 
+def test_an_empty_body_reaches_the_worker_as_an_empty_object() -> None:
+    seen: list[bytes] = []
+
+    def worker(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return ok_worker(request)
+
+    r, _ = call("POST", "/v1/synthetic", worker, headers=USER)
+    assert r.status_code == 200, r.text
+    assert seen == [b"{}"]
+
+
 def test_a_worker_reply_that_is_not_json_is_502() -> None:
     r, _ = call("POST", "/v1/synthetic", lambda _r: httpx.Response(200, text="<html>oops"), headers=USER, json={})
     assert r.status_code == 502 and r.json()["error"]["reason"] == "bad_upstream"

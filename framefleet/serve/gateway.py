@@ -360,6 +360,7 @@ class Gateway:
             source = self.source_region(request)
             body = await self.read_body(request)
             parse_json_object(body)  # the worker gets only a well-formed object (400 here otherwise)
+            body = body or b"{}"  # an empty body means {}: say so to the worker rather than send it nothing
             key = request.headers.get("idempotency-key")
             # A first attempt cannot have a stored result; looking it up would put a database round trip on
             # every request's path. Retries (and callers that do not say) do look, which also covers a retry
