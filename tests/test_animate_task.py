@@ -120,6 +120,7 @@ def test_cli_json_and_bad_inputs(model: Path, tmp_path: Path) -> None:
             "is a video; animate takes a still image (PNG, JPEG, WebP). To enhance a video, run `framefleet enhance",
         ),
     ]
+
     def attempt(args: list[str]) -> Any:
         extra = [] if "--model" in args else ["--model", str(model)]
         return run_cli("animate", *args, *extra, "--json", env=env2)
