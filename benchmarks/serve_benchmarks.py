@@ -1,7 +1,7 @@
 """Serving benchmarks: each against its named baseline, measured in the same run (ratios, not timings).
 
     .venv/bin/python benchmarks/serve_benchmarks.py               # ~13 minutes; writes benchmarks/results/
-    .venv/bin/python benchmarks/serve_benchmarks.py --only spill  # section 3 alone (~8 minutes)
+    .venv/bin/python benchmarks/serve_benchmarks.py --only spill  # section 3 alone (~17 minutes)
 
 1. Demand skew (examples/regions-3.toml: 4, 3, 2 workers, 200 ± 50 ms): ap-south offered 2× its capacity
    (20 rps), us-east and eu-west at 5% of theirs. Traffic manager vs the local-only policy.
