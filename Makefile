@@ -46,8 +46,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check framefleet tests
-	$(VENV)/bin/ruff format --check framefleet tests
+	$(VENV)/bin/ruff check framefleet tests benchmarks training
+	$(VENV)/bin/ruff format --check framefleet tests benchmarks training
 	$(VENV)/bin/mypy
 
 clean:

@@ -334,7 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--wide", type=Path, default=None, help="the wide run folder")
     ap.add_argument(
-        "--ha-ablation", type=Path, nargs=2, default=None, metavar=("WITH", "WITHOUT"),
+        "--ha-ablation",
+        type=Path,
+        nargs=2,
+        default=None,
+        metavar=("WITH", "WITHOUT"),
         help="two run folders: distilled from scratch with and without history augmentation",
     )
     ap.add_argument("--only", nargs="+", default=["latency", "quality", "drift", "serve"])
