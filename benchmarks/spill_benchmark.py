@@ -34,6 +34,7 @@ import asyncio
 import json
 import math
 import re
+import statistics
 import sys
 import time
 import tomllib
@@ -57,6 +58,7 @@ FLEET = "examples/regions-3.toml"
 # The 3x case is also run REPEATS times per policy (spill, traffic): one 25 s figure there spreads about ±1.5
 # points, as much as the distance to the issue's 95% line, so the acceptance also reports the mean.
 REPEATS = 8
+SETTLE_S = 3.0  # idle seconds before each live run: the gateway's demand window forgets the previous one
 CASES: dict[str, tuple[float, dict[str, float]]] = {
     "skewed": (20 / 45, {"us-east": 2.0}),
     "overload_1.33x": (60 / 45, {}),
@@ -152,7 +154,7 @@ def _live_row(report: LoadReport) -> dict[str, Any]:
     }
 
 
-def live(fleet_toml: str, duration_s: float, settle_s: float = 3.0) -> dict[str, dict[str, Any]]:
+def live(fleet_toml: str, duration_s: float, settle_s: float = SETTLE_S) -> dict[str, dict[str, Any]]:
     """Every case on one fleet per policy (real gateway and worker processes; no store: the synthetic task
     needs none, and its per-request write would only take CPU from the fleet on a small machine)."""
     out: dict[str, dict[str, Any]] = {case: {} for case in CASES}
@@ -295,7 +297,7 @@ def run(
     sim_runs = simulated(config, sim_duration_s)
     print("spill: the live fleet", file=sys.stderr)
     live_runs = live(fleet, live_duration_s)
-    repeated = repeat("overload_3x", repeats, live_duration_s, fleet, write=False) if repeats > 1 else None
+    repeated = repeat("overload_3x", repeats, live_duration_s, fleet, write=False) if repeats else None
     acceptance_live = acceptance(limits, live_runs)
     if repeated is not None:
         ratio = repeated["spill"]["mean_over_pooled"]
@@ -329,8 +331,8 @@ def repeat(case: str, n: int, duration_s: float, fleet: str = FLEET, *, write: b
     """One case, `n` live runs per policy (spill and traffic) with a fresh arrival seed each, on one fleet per
     policy: the run-to-run spread of a single 25 s figure, which at 3x is as large as the distance to the line.
     `write`: also save it alone as serve_spill-repeat[-<fleet>].json (the --repeat mode)."""
-    import statistics
-
+    if n < 2:
+        raise ValueError(f"a repeat needs at least 2 runs for a spread, got {n}")
     config = load_fleet(ROOT / fleet)
     factor, skew = CASES[case]
     pooled = erlang_limits(config, offered_rates(config, factor * config.capacity_rps, skew))["pooled_goodput_rps"]
@@ -339,7 +341,7 @@ def repeat(case: str, n: int, duration_s: float, fleet: str = FLEET, *, write: b
         with LocalFleet(ROOT / fleet, policy=policy, seed=1, store=False) as live_fleet:
             got = []
             for i in range(n):
-                time.sleep(3.0)
+                time.sleep(SETTLE_S)
                 report = asyncio.run(run_load(live_fleet.url, live_fleet.config, rate=factor * config.capacity_rps,
                                               duration_s=duration_s, skew=skew, seed=10 + i))  # fmt: skip
                 got.append(_live_row(report)["goodput_rps"])
@@ -372,6 +374,8 @@ if __name__ == "__main__":
                     help="live runs of the 3x case per policy in the full run (0: none)")  # fmt: skip
     ap.add_argument("--case", default="overload_3x", choices=list(CASES), help="the case --repeat runs")
     args = ap.parse_args()
+    if 1 in (args.repeat, args.repeats) or min(args.repeat, args.repeats) < 0:
+        ap.error("--repeat and --repeats take 0 (none) or at least 2 runs: one run has no spread")
     if args.repeat:
         print(json.dumps(repeat(args.case, args.repeat, args.live_duration, args.fleet), indent=2))
         sys.exit(0)
